@@ -1,0 +1,46 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Shared fixtures: hermetic ROS settings, generated meshes and cameras."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+# Each test process gets its own DDS domain, and discovery stays on loopback.
+os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 90 + 10))
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def rng():
+    """Return a seeded generator: tests are repeatable."""
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def camera():
+    """Return a 640x480 pinhole camera."""
+    from rrb_ros.core.objects import default_camera
+    return default_camera()
+
+
+@pytest.fixture
+def chair(rng):
+    """Build a procedural chair (closed parts, metres) of about 2,000 faces."""
+    from rrb_ros.core.objects import procedural_chair, subdivide
+    return subdivide(procedural_chair(rng), 1500)

@@ -1,0 +1,76 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Render-and-compare pose fitting on generated cases."""
+
+import numpy as np
+import pytest
+
+from rrb_ros.core.fit import FitError, PoseFitter
+from rrb_ros.core.geometry import rotation_angle
+from rrb_ros.core.objects import make_case, perturb, procedural_object, subdivide
+
+
+def errors(T, T_gt):
+    rot = np.rad2deg(rotation_angle(T[:3, :3], T_gt[:3, :3]))
+    trans = np.linalg.norm(T[:3, 3] - T_gt[:3, 3]) / np.linalg.norm(T_gt[:3, 3])
+    return rot, trans
+
+
+@pytest.mark.parametrize('seed', [11, 12, 13])
+def test_refine_from_perturbed_pose(seed):
+    rng = np.random.default_rng(seed)
+    mesh = subdivide(procedural_object(rng), 2000)
+    case = make_case(mesh, rng)
+    start = perturb(case.T_cam_obj, rng, 20.0, 0.10)
+    result = PoseFitter(mesh).fit(case.mask, case.camera, start)
+    rot, trans = errors(result.T_cam_obj, case.T_cam_obj)
+    assert rot < 2.0 and trans < 0.02 and result.iou > 0.93, (rot, trans, result.iou)
+    assert result.iterations > 0 and result.seconds > 0
+
+
+def test_global_initialisation(chair, rng):
+    case = make_case(chair, rng)
+    result = PoseFitter(chair).fit(case.mask, case.camera)
+    assert result.iou > 0.9
+
+
+def test_bad_input(chair, camera):
+    fitter = PoseFitter(chair)
+    mask = np.zeros((camera.height, camera.width), np.uint8)
+    with pytest.raises(FitError, match='empty'):
+        fitter.fit(mask, camera)
+    with pytest.raises(FitError, match='640x480'):
+        fitter.fit(np.ones((100, 100), np.uint8), camera)
+    with pytest.raises(FitError, match='single-channel'):
+        fitter.fit(np.ones((480, 640, 3), np.uint8), camera)
+    mask[200:300, 300:400] = 1
+    with pytest.raises(ValueError, match='NaN'):
+        fitter.fit(mask, camera, np.full((4, 4), np.nan))
+
+
+def test_mask_touching_the_border_is_fitted(chair, rng):
+    # the object leaves the image: pixels outside it must not count against the fit
+    from rrb_ros.core.geometry import make_T, viewpoint_rotation
+    from rrb_ros.core.objects import default_camera, FitCase
+    from rrb_ros.core.render import hard_silhouette
+    cam = default_camera()
+    R = viewpoint_rotation(0.6, 0.4, 0.0)
+    T = make_T(R, cam.backproject(np.array([[610.0, 240.0]]), 1.6)[0] - R @ chair.vertices.mean(0))
+    mask = hard_silhouette(chair.vertices @ T[:3, :3].T + T[:3, 3], chair.faces, cam)
+    assert mask[:, -1].any()
+    case = FitCase(chair, cam, T, mask.astype(np.uint8))
+    result = PoseFitter(chair).fit(case.mask, cam, perturb(T, rng, 10.0, 0.05))
+    rot, trans = errors(result.T_cam_obj, T)
+    assert rot < 3.0 and trans < 0.03
