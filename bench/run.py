@@ -1,0 +1,179 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Benchmarks of the renderer and the pose fitter (`make bench`).
+
+Prints a table (each figure with its target, and ratios measured in the same run) and writes
+bench/results.json. Cases are generated with seeds that the tests do not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from rrb_ros.core.camera import PinholeCamera
+from rrb_ros.core.fit import FitSettings, PoseFitter
+from rrb_ros.core.geometry import make_T, rotation_angle, viewpoint_rotation
+from rrb_ros.core.mesh import decimate
+from rrb_ros.core.objects import make_case, perturb, procedural_chair, procedural_object, subdivide
+from rrb_ros.core.render import (
+    opencv_silhouette,
+    RasterSettings,
+    render_silhouette,
+    render_silhouette_dense,
+)
+
+
+def timed(fn, repeat: int, warmup: int = 2) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def bench_render(repeat: int) -> dict:
+    """Soft silhouette fwd+bwd of a 2,000-face chair filling a 128 px crop, three ways."""
+    rng = np.random.default_rng(2024)
+    mesh = decimate(subdivide(procedural_chair(rng), 4000), 2000)
+    centre = (mesh.vertices.min(0) + mesh.vertices.max(0)) / 2
+    R = viewpoint_rotation(0.8, 0.35, 0.05)
+    T = make_T(R, [0, 0, 2.0] - R @ centre)
+    v_np = mesh.vertices @ T[:3, :3].T + T[:3, 3]
+    # a crop camera that frames the object like the fitter does (box = 80 % of the crop)
+    uv = PinholeCamera(1.0, 1.0, 0.0, 0.0, 1, 1).project(v_np)
+    side = (uv.max(0) - uv.min(0)).max() * 1.25
+    f = 128.0 / side
+    c = (uv.max(0) + uv.min(0)) / 2
+    cam = PinholeCamera(f, f, 63.5 - f * c[0], 63.5 - f * c[1], 128, 128)
+    K = torch.tensor(cam.K, dtype=torch.float32)
+    faces = torch.tensor(mesh.faces)
+    out = {'faces': int(len(mesh.faces)), 'pixels': 128 * 128}
+
+    def fwd_bwd(fn, settings):
+        v = torch.tensor(v_np, dtype=torch.float32)[None].requires_grad_(True)
+        fn(v, faces, K, 128, 128, settings).sum().backward()
+
+    fine = RasterSettings(sigma=FitSettings.sigma_fine)
+    culled = RasterSettings(sigma=FitSettings.sigma_fine, cull_backfaces=True)
+    out['render_ms'] = timed(lambda: fwd_bwd(render_silhouette, fine), repeat)
+    out['render_ms_backface_culled'] = timed(lambda: fwd_bwd(render_silhouette, culled), repeat)
+    out['dense_ms'] = timed(lambda: fwd_bwd(render_silhouette_dense, fine), 3, warmup=1)
+    out['opencv_fill_ms'] = timed(lambda: opencv_silhouette(v_np, mesh.faces, cam), repeat)
+    out['render_speedup_vs_dense'] = out['dense_ms'] / out['render_ms']
+    out['render_vs_opencv'] = out['render_ms'] / out['opencv_fill_ms']
+    out['covered_fraction'] = float(
+        (opencv_silhouette(v_np, mesh.faces, cam) > 0).mean())
+    return out
+
+
+def errors(T: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
+    rot = float(np.rad2deg(rotation_angle(T[:3, :3], T_gt[:3, :3])))
+    trans = float(np.linalg.norm(T[:3, 3] - T_gt[:3, 3]) / np.linalg.norm(T_gt[:3, 3]))
+    return rot, trans
+
+
+def bench_fit(n_cases: int) -> dict:
+    """Refinement (tracking and 20 deg / 10 % starts) and global fits on generated cases."""
+    rng = np.random.default_rng(777)
+    track, refine, glob = [], [], []
+    for i in range(n_cases):
+        mesh = subdivide(procedural_object(rng), 2000)
+        case = make_case(mesh, rng)
+        fitter = PoseFitter(mesh)
+        r = fitter.fit(case.mask, case.camera, perturb(case.T_cam_obj, rng, 15.0, 0.05))
+        track.append((*errors(r.T_cam_obj, case.T_cam_obj), r.iou, r.seconds))
+        r = fitter.fit(case.mask, case.camera, perturb(case.T_cam_obj, rng, 20.0, 0.10))
+        refine.append((*errors(r.T_cam_obj, case.T_cam_obj), r.iou, r.seconds))
+        r = fitter.fit(case.mask, case.camera)
+        glob.append((*errors(r.T_cam_obj, case.T_cam_obj), r.iou, r.seconds))
+        print(f'  case {i + 1}/{n_cases}: refine {refine[-1][0]:.2f} deg IoU {refine[-1][2]:.3f}'
+              f' | global IoU {glob[-1][2]:.3f} {glob[-1][3]:.1f} s', file=sys.stderr,
+              flush=True)
+    t, r, g = np.array(track), np.array(refine), np.array(glob)
+    return {
+        'cases': n_cases,
+        'fit_refine_ms': 1e3 * float(np.median(t[:, 3])),
+        'track_15deg_5pct_iou_ge_095': float((t[:, 2] >= 0.95).mean()),
+        'refine_20deg_10pct_rot_err_median_deg': float(np.median(r[:, 0])),
+        'refine_20deg_10pct_trans_err_median_pct': 100 * float(np.median(r[:, 1])),
+        'refine_20deg_10pct_iou_ge_095': float((r[:, 2] >= 0.95).mean()),
+        'refine_20deg_10pct_seconds_median': float(np.median(r[:, 3])),
+        'fit_global_s': float(np.median(g[:, 3])),
+        'global_iou_ge_090': float((g[:, 2] >= 0.90).mean()),
+        'global_rot_err_median_deg': float(np.median(g[:, 0])),
+    }
+
+
+TARGETS = [  # key, target, comparison, unit
+    ('render_ms', 5.0, '<=', 'ms'),
+    ('render_ms_backface_culled', None, '', 'ms'),
+    ('dense_ms', None, '', 'ms'),
+    ('opencv_fill_ms', None, '', 'ms'),
+    ('render_speedup_vs_dense', 50.0, '>=', 'x'),
+    ('render_vs_opencv', 10.0, '<=', 'x'),
+    ('fit_refine_ms', 150.0, '<=', 'ms'),
+    ('track_15deg_5pct_iou_ge_095', None, '', ''),
+    ('fit_global_s', 3.0, '<=', 's'),
+    ('refine_20deg_10pct_rot_err_median_deg', 0.8, '<=', 'deg'),
+    ('refine_20deg_10pct_trans_err_median_pct', 1.0, '<=', '%'),
+    ('refine_20deg_10pct_iou_ge_095', 0.9, '>=', ''),
+    ('refine_20deg_10pct_seconds_median', None, '', 's'),
+    ('global_iou_ge_090', 0.8, '>=', ''),
+    ('global_rot_err_median_deg', None, '', 'deg'),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--out', default='bench/results.json')
+    parser.add_argument('--cases', type=int, default=20, help='generated fitting cases')
+    parser.add_argument('--repeat', type=int, default=30, help='timing repetitions')
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print('rendering ...', file=sys.stderr, flush=True)
+    results = {'render': bench_render(args.repeat)}
+    print('fitting ...', file=sys.stderr, flush=True)
+    results['fit'] = bench_fit(args.cases)
+    flat = {**results['render'], **results['fit']}
+    results['machine'] = {'cpu_threads': torch.get_num_threads(), 'torch': torch.__version__,
+                          'python': platform.python_version(), 'processor': platform.machine()}
+    print(f'\n{"metric":<42} {"value":>10} {"target":>12}  ok')
+    for key, target, cmp, unit in TARGETS:
+        value = flat[key]
+        ok = '' if target is None else (
+            'yes' if (value <= target if cmp == '<=' else value >= target) else 'NO')
+        tgt = '' if target is None else f'{cmp} {target:g} {unit}'
+        print(f'{key:<42} {value:>10.3f} {tgt:>12}  {ok}')
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + '\n')
+    print(f'\nwrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,178 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""FramePipeline: one synchronised frame in (camera, mask, image), object poses out.
+
+Shared by the ROS node and the offline tools, so that a bag replayed through `rrb replay` gives
+what the node gives live. It keeps the tracking state: the last accepted pose of each object
+warm-starts the next frame; an object whose fit falls below `min_iou` is re-initialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import time
+
+import numpy as np
+
+from .camera import PinholeCamera
+from .fit import FitError, FitSettings, PoseFitter
+from .mesh import Mesh
+
+
+@dataclass
+class ObjectSpec:
+    """One object the pipeline looks for."""
+
+    name: str
+    """Name, used in frame ids (`rrb/<name>`) and topics."""
+    label: int
+    """Value of this object's pixels in the instance mask (1..65535)."""
+    mesh: Mesh | None = None
+    """Mesh in the object frame, metres; None when it is still to be reconstructed."""
+
+
+@dataclass
+class PipelineSettings:
+    """What a frame needs to pass, on top of the fitter's settings."""
+
+    fit: FitSettings = field(default_factory=FitSettings)
+    """Render-and-compare settings shared by all objects."""
+    min_iou: float = 0.75
+    """Fits with a lower silhouette IoU are not reported and reset the object's tracking."""
+    min_mask_pixels: int = 50
+    """Objects with fewer mask pixels in a frame are reported as not visible."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One synchronised observation (all arrays in the camera's image geometry)."""
+
+    stamp_ns: int
+    """Acquisition time of the image (nanoseconds), copied to every output."""
+    frame_id: str
+    """Camera optical frame of the image."""
+    camera: PinholeCamera
+    """Intrinsics of the (rectified) image."""
+    mask: np.ndarray
+    """(H, W) integer instance labels, 0 = background."""
+    image: np.ndarray | None = None
+    """(H, W, 3) uint8 RGB image, for overlays; optional."""
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """An accepted pose of one object in one frame."""
+
+    name: str
+    label: int
+    T_cam_obj: np.ndarray
+    """(4, 4) object frame -> camera optical frame, metres."""
+    iou: float
+    """Silhouette IoU against the object's mask."""
+    iterations: int
+    seconds: float
+    warm_started: bool
+    """True when the previous frame's pose was the starting point."""
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything one frame produced."""
+
+    stamp_ns: int
+    frame_id: str
+    poses: tuple[ObjectPose, ...]
+    """Accepted poses, in the order of the pipeline's objects."""
+    rejected: dict[str, str]
+    """Object name -> why it has no pose in this frame."""
+    seconds: float
+
+
+class FramePipeline:
+    """Fits every known object in each frame, with tracking between frames."""
+
+    def __init__(self, objects: list[ObjectSpec], settings: PipelineSettings | None = None
+                 ) -> None:
+        """Prepare one fitter per object that has a mesh."""
+        self.settings = settings or PipelineSettings()
+        names = [o.name for o in objects]
+        if len(set(names)) != len(names):
+            raise ValueError(f'object names must be unique, got {names}')
+        labels = [o.label for o in objects]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f'object labels must be unique, got {labels}')
+        self.objects = list(objects)
+        self._fitters: dict[str, PoseFitter] = {}
+        for obj in self.objects:
+            if obj.mesh is not None:
+                self._fitters[obj.name] = PoseFitter(obj.mesh, self.settings.fit)
+        self._last: dict[str, np.ndarray] = {}
+
+    def set_mesh(self, name: str, mesh: Mesh) -> None:
+        """Give an object a (new) mesh; its tracking restarts."""
+        obj = next(o for o in self.objects if o.name == name)
+        obj.mesh = mesh
+        self._fitters[name] = PoseFitter(mesh, self.settings.fit)
+        self._last.pop(name, None)
+
+    def reset(self, name: str | None = None) -> None:
+        """Forget the tracking state of one object (or of all)."""
+        if name is None:
+            self._last.clear()
+        else:
+            self._last.pop(name, None)
+
+    def last_pose(self, name: str) -> np.ndarray | None:
+        """Last accepted T_cam_obj of an object, if it is being tracked."""
+        return self._last.get(name)
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Fit all objects in one frame. Raises ValueError when the frame itself is unusable."""
+        t0 = time.perf_counter()
+        mask = np.asarray(frame.mask)
+        cam = frame.camera
+        if mask.ndim != 2 or mask.shape != (cam.height, cam.width):
+            raise ValueError(f'mask is {mask.shape[1] if mask.ndim > 1 else "?"}x{mask.shape[0]}'
+                             f' but camera_info says {cam.width}x{cam.height}')
+        if frame.image is not None and frame.image.shape[:2] != mask.shape:
+            raise ValueError(f'image is {frame.image.shape[1]}x{frame.image.shape[0]} but the '
+                             f'mask is {mask.shape[1]}x{mask.shape[0]}')
+        poses, rejected = [], {}
+        for obj in self.objects:
+            fitter = self._fitters.get(obj.name)
+            if fitter is None:
+                rejected[obj.name] = 'no mesh yet'
+                continue
+            obj_mask = mask == obj.label
+            n = int(np.count_nonzero(obj_mask))
+            if n < self.settings.min_mask_pixels:
+                rejected[obj.name] = f'not visible ({n} mask pixels)'
+                continue
+            start = self._last.get(obj.name)
+            try:
+                res = fitter.fit(obj_mask, cam, start)
+            except FitError as exc:
+                rejected[obj.name] = str(exc)
+                self._last.pop(obj.name, None)
+                continue
+            if not np.all(np.isfinite(res.T_cam_obj)) or res.iou < self.settings.min_iou:
+                rejected[obj.name] = f'fit IoU {res.iou:.3f} below min_iou'
+                self._last.pop(obj.name, None)
+                continue
+            self._last[obj.name] = res.T_cam_obj
+            poses.append(ObjectPose(obj.name, obj.label, res.T_cam_obj, res.iou,
+                                    res.iterations, res.seconds, start is not None))
+        return FrameResult(frame.stamp_ns, frame.frame_id, tuple(poses), rejected,
+                           time.perf_counter() - t0)
