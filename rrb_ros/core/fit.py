@@ -39,7 +39,7 @@ from .camera import PinholeCamera
 from .geometry import check_rigid, from_rotvec, so3_exp
 from .init import place_in_mask, ViewpointGrid
 from .mesh import decimate, Mesh
-from .render import hard_silhouette, RasterSettings, render_silhouette
+from .render import RasterSettings, render_silhouette
 
 
 def local_rotations(R: np.ndarray, angle_deg: float) -> np.ndarray:  # noqa: N803
@@ -79,9 +79,9 @@ class FitSettings:
     """Soft edge width in the coarse stage (coarse pixels^2)."""
     sigma_fine: float = 0.15
     """Soft edge width in the fine stage (working pixels^2)."""
-    coarse_iterations: int = 40
+    coarse_iterations: int = 25
     """Most Adam steps in the coarse stage."""
-    fine_iterations: int = 60
+    fine_iterations: int = 35
     """Most Adam steps in the fine stage."""
     lr_rotation: float = 0.04
     """Adam step of the rotation (radians) at the start of a stage; decays to 5 %."""
@@ -96,7 +96,9 @@ class FitSettings:
     grid: ViewpointGrid = field(default_factory=ViewpointGrid)
     """Viewpoints scored when there is no initial pose."""
     top_k: int = 4
-    """Best-scoring hypotheses refined in the coarse stage."""
+    """Best-scoring grid hypotheses refined in the coarse stage (no initial pose)."""
+    refine_top_k: int = 1
+    """Best-scoring hypotheses refined when an initial pose is given (tracking)."""
     local_angle: float = 20.0
     """With an initial pose, rotations this far (degrees) about each camera axis are also tried."""
     min_mask_pixels: int = 20
@@ -114,7 +116,7 @@ class FitResult:
     T_cam_obj: np.ndarray
     """(4, 4) float64 transform from the object frame to the camera optical frame (metres)."""
     iou: float
-    """Silhouette IoU of the fitted mesh against the mask, in the image (hard, 0..1)."""
+    """Silhouette IoU of the fitted mesh against the mask (hard, 0..1; `silhouette_iou`)."""
     iterations: int
     """Adam steps taken, all stages and hypotheses batches counted once."""
     seconds: float
@@ -220,26 +222,33 @@ class PoseFitter:
                          float(loss[0]))
 
     def silhouette_iou(self, T_cam_obj: np.ndarray, mask: np.ndarray,  # noqa: N803
-                       camera: PinholeCamera, window: tuple[int, int, int] | None = None
-                       ) -> float:
-        """Hard silhouette IoU of the (full) mesh at T_cam_obj against the mask, in the image.
+                       camera: PinholeCamera, window: tuple[int, int, int] | None = None,
+                       max_resolution: int = 256) -> float:
+        """Hard silhouette IoU of the mesh at T_cam_obj against the mask, in the image.
 
-        Only the square `window` (x0, y0, side) is rasterised when given (it must contain the
-        mask and the silhouette for the figure to be exact).
+        Pixels are counted in the square `window` (x0, y0, side; default: the mask's fitting
+        window), resampled to at most `max_resolution` pixels a side so that the figure costs
+        milliseconds; pixels outside the image do not count. The fitting mesh is used.
         """
         mask = np.asarray(mask) != 0
         if window is None:
-            x0, y0, side = 0, 0, max(camera.width, camera.height)
-        else:
-            x0, y0, side = window
-        cam = camera.crop(x0, y0, side, side, side, side)
-        v = self.mesh.vertices @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]
-        sil = hard_silhouette(v, self.mesh.faces, cam)
-        m, valid = _window(mask.astype(np.float32), x0, y0, side)
-        sil &= valid > 0
-        m = m > 0
-        union = np.count_nonzero(sil | m)
-        return float(np.count_nonzero(sil & m) / union) if union else 0.0
+            window = crop_window(mask_box(mask), self.settings.crop_scale)
+        x0, y0, side = window
+        res = min(side, max_resolution)
+        crop = self._crop(mask, camera, x0, y0, side, res)
+        v, f, _ = self._fine
+        R = torch.as_tensor(T_cam_obj[:3, :3], dtype=torch.float32, device=self.device)
+        t = torch.as_tensor(T_cam_obj[:3, :3] @ self.centre + T_cam_obj[:3, 3],
+                            dtype=torch.float32, device=self.device)
+        K = torch.as_tensor(crop.camera.K, dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            sil = render_silhouette((v @ R.T + t)[None], f, K, res, res,
+                                    RasterSettings(sigma=1e-4, cutoff=1.0))[0] > 0.5
+        valid = crop.weight > 0.5
+        m = (crop.target > 0.5) & valid
+        sil &= valid
+        union = int((sil | m).sum())
+        return float((sil & m).sum()) / union if union else 0.0
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -281,7 +290,8 @@ class PoseFitter:
         t_t = torch.as_tensor(t, dtype=torch.float32, device=self.device)
         with torch.no_grad():
             loss = self._loss(self._render(R_t, t_t, crop, self._init, s.sigma_init), crop)
-        best = torch.topk(-loss, min(s.top_k, len(rotations))).indices.cpu().numpy()
+        k = s.top_k if T_init is None else s.refine_top_k
+        best = torch.topk(-loss, min(k, len(rotations))).indices.cpu().numpy()
         return rotations[best], t[best]
 
     def _render(self, R: torch.Tensor, t: torch.Tensor, crop: _Crop,  # noqa: N803
