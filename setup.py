@@ -38,6 +38,7 @@ setup(
     entry_points={
         'console_scripts': [
             'rrb = rrb_ros.tools.cli:main',
+            'pose_node = rrb_ros.ros.pose_node:main',
         ],
     },
 )
