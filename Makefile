@@ -15,9 +15,10 @@ export PATH := $(VENV)/bin:$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py package.xml scripts/build_msgs.sh
+$(STAMP): requirements.txt requirements-nodeps.txt setup.py package.xml scripts/build_msgs.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	bash scripts/build_msgs.sh $(VENV)
 	@touch $(STAMP)

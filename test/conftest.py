@@ -23,6 +23,9 @@ import torch
 # Each test process gets its own DDS domain, and discovery stays on loopback.
 os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 90 + 10))
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+# Camera-sized best-effort messages are lost with Fast DDS's default buffers (see the XML file).
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', os.path.abspath(os.path.join(
+    os.path.dirname(__file__), os.pardir, 'config', 'fastdds_large_data.xml')))
 torch.set_num_threads(2)
 
 

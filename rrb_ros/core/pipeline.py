@@ -134,6 +134,10 @@ class FramePipeline:
         else:
             self._last.pop(name, None)
 
+    def fitter(self, name: str) -> PoseFitter | None:
+        """Return the fitter of an object (its mesh and box centre); None without a mesh."""
+        return self._fitters.get(name)
+
     def last_pose(self, name: str) -> np.ndarray | None:
         """Last accepted T_cam_obj of an object, if it is being tracked."""
         return self._last.get(name)

@@ -39,14 +39,13 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
+from std_msgs.msg import Float32MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from rrb_ros.core.fit import FitSettings
-from rrb_ros.core.mesh import load_mesh, MeshError
-from rrb_ros.core.overlay import draw_pose, mask_to_rgb, PALETTE
-from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec, PipelineSettings
+from rrb_ros.core.config import build_pipeline, object_parameters, PARAMETERS
+from rrb_ros.core.mesh import MeshError
 from rrb_ros.ros import convert
+from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.sync import StampSynchronizer
 
 try:
@@ -58,31 +57,6 @@ except ImportError:  # pip environment: publish tf2_msgs/TFMessage on /tf oursel
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 
-PARAMETERS = {  # name: (default, description)
-    'objects.names': (Parameter.Type.STRING_ARRAY, 'Object names; per name N set objects.N.label '
-                      '(mask value) and objects.N.mesh (mesh file, metres)'),
-    'object_frame_prefix': ('rrb/', 'TF child frame of object N is <prefix>N'),
-    'sync_tolerance': (0.0, 'Largest stamp difference (s) between image, mask and camera_info '
-                       'of one frame; 0 = identical stamps'),
-    'use_image': (True, 'Subscribe to the camera image (only needed for the overlay)'),
-    'latch_camera_info': (True, 'Reuse the latest camera_info when none carries the frame stamp'),
-    'reliability': ('best_effort', 'QoS reliability of the input subscriptions: best_effort '
-                    '(sensor data) or reliable'),
-    'queue_size': (10, 'Messages kept per input stream while waiting for their partners'),
-    'device': ('cpu', 'Torch device for fitting: cpu, cuda, cuda:N'),
-    'resolution': (FitSettings.resolution, 'Working resolution of the fitting crop (pixels)'),
-    'coarse_iterations': (FitSettings.coarse_iterations, 'Most Adam steps, coarse stage'),
-    'fine_iterations': (FitSettings.fine_iterations, 'Most Adam steps, fine stage'),
-    'max_faces': (FitSettings.max_faces, 'Face budget of each mesh for fitting'),
-    'min_iou': (PipelineSettings.min_iou, 'Fits with a lower silhouette IoU publish no pose and '
-                're-initialise tracking'),
-    'min_mask_pixels': (PipelineSettings.min_mask_pixels, 'Fewer mask pixels: object not '
-                        'visible'),
-    'publish_overlay': (True, 'Publish the overlay image with fitted outlines and axes'),
-    'publish_markers': (True, 'Publish the fitted meshes as a MarkerArray'),
-    'warn_period': (5.0, 'Seconds between repeated warnings of the same kind'),
-}
-
 
 class PoseNode(Node):
     """Fits known object meshes to instance masks and publishes their 6-DoF poses."""
@@ -93,38 +67,30 @@ class PoseNode(Node):
         p = {}
         for name, (default, description) in PARAMETERS.items():
             desc = ParameterDescriptor(description=description)
+            if name == 'objects.names':
+                default = Parameter.Type.STRING_ARRAY
             p[name] = self.declare_parameter(name, default, desc).value
-        names = list(p['objects.names'] or [])
-        objects = []
-        for i, name in enumerate(names):
-            label = self.declare_parameter(
-                f'objects.{name}.label', i + 1,
-                ParameterDescriptor(description=f'Mask value of object {name}')).value
-            mesh_path = self.declare_parameter(
-                f'objects.{name}.mesh', '',
-                ParameterDescriptor(description=f'Mesh file of object {name} (metres)')).value
-            if not mesh_path:
-                raise ValueError(f'objects.{name}.mesh is not set (reconstruction of objects '
-                                 'without a mesh is not available yet)')
-            mesh = load_mesh(mesh_path)
-            objects.append(ObjectSpec(name, int(label), mesh))
-            self.get_logger().info(f'object {name}: label {label}, {len(mesh.faces)} faces '
-                                   f'from {mesh_path}')
-        if not objects:
-            self.get_logger().warn('objects.names is empty: nothing to fit')
-        self._warn_unknown_parameters()
+        p['objects.names'] = list(p['objects.names'] or [])
+        for name, (default, description) in object_parameters(p['objects.names']).items():
+            p[name] = self.declare_parameter(
+                name, default, ParameterDescriptor(description=description)).value
+        unknown = [n for n in self._parameter_overrides if n not in self._parameters
+                   and n != 'use_sim_time']
+        if unknown:
+            self.get_logger().warn(f'ignoring unknown parameters: {", ".join(sorted(unknown))}')
         if p['reliability'] not in ('best_effort', 'reliable'):
             raise ValueError(f"reliability must be 'best_effort' or 'reliable', "
                              f"got {p['reliability']!r}")
-        fit = FitSettings(resolution=int(p['resolution']), device=str(p['device']),
-                          coarse_iterations=int(p['coarse_iterations']),
-                          fine_iterations=int(p['fine_iterations']),
-                          max_faces=int(p['max_faces']))
-        self.pipeline = FramePipeline(objects, PipelineSettings(
-            fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])))
+        self.pipeline = build_pipeline(p)
+        for obj in self.pipeline.objects:
+            self.get_logger().info(f'object {obj.name}: label {obj.label}, '
+                                   f'{len(obj.mesh.faces)} faces from '
+                                   f"{p[f'objects.{obj.name}.mesh']}")
+        if not self.pipeline.objects:
+            self.get_logger().warn('objects.names is empty: nothing to fit')
         self.prefix = str(p['object_frame_prefix'])
-        self.publish_overlay = bool(p['publish_overlay'])
-        self.publish_markers = bool(p['publish_markers'])
+        self.outputs = OutputBuilder(self.pipeline, self.prefix, bool(p['publish_markers']),
+                                     bool(p['publish_overlay']))
         self.warn_period = float(p['warn_period'])
         streams = ('mask', 'camera_info') + (('image',) if p['use_image'] else ())
         self.sync = StampSynchronizer(
@@ -147,7 +113,7 @@ class PoseNode(Node):
         self.pub_markers = self.create_publisher(MarkerArray, 'markers', 10)
         self.pub_overlay = self.create_publisher(Image, 'overlay', 10)
         self.pub_detections = (self.create_publisher(convert.Detection3DArray, 'detections', 10)
-                               if convert.HAVE_VISION_MSGS else None)
+                               if self.outputs.with_detections else None)
         if TransformBroadcaster is not None:
             self._tf = TransformBroadcaster(self)
             self._send_tf = self._tf.sendTransform
@@ -157,11 +123,6 @@ class PoseNode(Node):
         else:
             self._send_tf = None
             self.get_logger().warn('neither tf2_ros nor tf2_msgs is importable: no TF output')
-        self._markers = {o.name: convert.mesh_marker(
-            self.pipeline._fitters[o.name].mesh, self.prefix + o.name, None, o.name, 0,
-            tuple(c / 255.0 for c in PALETTE[i % len(PALETTE)]) + (0.6,))
-            for i, o in enumerate(objects)}
-
         self._slot = None
         self._cond = threading.Condition()
         self._running = True
@@ -171,8 +132,8 @@ class PoseNode(Node):
         self._worker = threading.Thread(target=self._work, name='rrb_pose_worker', daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f'ready: {len(objects)} object(s), inputs {", ".join(streams)}, '
-            f'device {fit.device}, TF child frames {self.prefix}<name>')
+            f'ready: {len(self.pipeline.objects)} object(s), inputs {", ".join(streams)}, '
+            f"device {p['device']}, TF child frames {self.prefix}<name>")
 
     # -- input ----------------------------------------------------------------------------
 
@@ -206,84 +167,38 @@ class PoseNode(Node):
             self._last_warn[kind] = now
             self.get_logger().warn(text)
 
-    def _warn_unknown_parameters(self) -> None:
-        declared = set(self._parameters)
-        unknown = sorted(n for n in self._parameter_overrides
-                         if n not in declared and n != 'use_sim_time')
-        if unknown:
-            self.get_logger().warn(f'ignoring unknown parameters: {", ".join(unknown)}')
-
     # -- processing -----------------------------------------------------------------------
 
     def _process(self, match) -> None:
         msgs = match.msgs
-        mask_msg = msgs['mask']
-        header = msgs['image'].header if 'image' in msgs else mask_msg.header
         try:
-            camera = convert.camera_info_to_camera(msgs['camera_info'])
-        except ValueError as exc:
-            self._warn('camera_info', f'camera_info unusable, frame skipped: {exc}')
-            return
-        try:
-            mask = convert.image_to_mask(mask_msg)
-            image = convert.image_to_rgb(msgs['image']) if 'image' in msgs else None
-        except ValueError as exc:
-            self._warn('encoding', f'frame skipped: {exc}')
-            return
-        frame = Frame(convert.stamp_to_ns(header.stamp), header.frame_id, camera, mask, image)
-        try:
+            frame, header = frame_from_messages(msgs['mask'], msgs['camera_info'],
+                                                msgs.get('image'))
             result = self.pipeline.process(frame)
         except ValueError as exc:
-            self._warn('frame', f'frame skipped: {exc}')
+            self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
             return
         self.frames_processed += 1
         for name, why in result.rejected.items():
             self.get_logger().debug(f'{name}: no pose ({why})')
+        for pose in result.poses:
+            self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
+                                    f'steps, {pose.seconds * 1e3:.0f} ms')
         if not self.context.ok():
             return
-        self._publish(result, header, frame)
-
-    def _publish(self, result, header: Header, frame: Frame) -> None:
-        by_name = {p.name: p for p in result.poses}
-        ious = []
-        for obj in self.pipeline.objects:
-            pose = by_name.get(obj.name)
-            ious.append(float('nan') if pose is None else pose.iou)
-            if pose is not None:
-                self.get_logger().debug(f'{obj.name}: IoU {pose.iou:.3f}, {pose.iterations} '
-                                        f'steps, {pose.seconds * 1e3:.0f} ms')
-                self.pub_pose.publish(convert.pose_stamped(pose.T_cam_obj, header))
-        self.pub_poses.publish(PoseArray(header=header, poses=[
-            convert.matrix_to_pose(p.T_cam_obj) for p in result.poses]))
-        iou_msg = Float32MultiArray(data=ious)
-        iou_msg.layout.dim = [MultiArrayDimension(label='objects: ' + ','.join(
-            o.name for o in self.pipeline.objects), size=len(ious), stride=len(ious))]
-        self.pub_iou.publish(iou_msg)
-        if self._send_tf is not None and result.poses:
-            self._send_tf([convert.transform_stamped(p.T_cam_obj, header, self.prefix + p.name)
-                           for p in result.poses])
-        if self.publish_markers:
-            markers = []
-            for obj in self.pipeline.objects:
-                if obj.name in by_name:
-                    m = self._markers[obj.name]
-                    m.header.stamp = header.stamp
-                    markers.append(m)
-                else:
-                    markers.append(convert.delete_marker(obj.name, 0))
-            self.pub_markers.publish(MarkerArray(markers=markers))
-        if self.pub_detections is not None:
-            dets = [convert.detection3d(
-                p.T_cam_obj, header, p.name, p.iou, self.pipeline._fitters[p.name].mesh.extents,
-                self.pipeline._fitters[p.name].centre, p.name) for p in result.poses]
-            self.pub_detections.publish(convert.detection3d_array(dets, header))
-        if self.publish_overlay:
-            img = frame.image.copy() if frame.image is not None else mask_to_rgb(frame.mask)
-            for i, obj in enumerate(self.pipeline.objects):
-                if obj.name in by_name:
-                    draw_pose(img, obj.mesh, by_name[obj.name].T_cam_obj, frame.camera,
-                              PALETTE[i % len(PALETTE)], obj.name)
-            self.pub_overlay.publish(convert.rgb_to_image(img, header))
+        out = self.outputs.build(result, header, frame)
+        for msg in out.poses:
+            self.pub_pose.publish(msg)
+        self.pub_poses.publish(out.pose_array)
+        self.pub_iou.publish(out.fit_iou)
+        if self._send_tf is not None and out.transforms:
+            self._send_tf(out.transforms)
+        if out.markers is not None:
+            self.pub_markers.publish(out.markers)
+        if out.detections is not None:
+            self.pub_detections.publish(out.detections)
+        if out.overlay is not None:
+            self.pub_overlay.publish(out.overlay)
 
     def destroy_node(self) -> None:
         """Stop the worker thread, then the node."""

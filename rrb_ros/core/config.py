@@ -1,0 +1,136 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""pose_node parameters as plain data: names, defaults, descriptions, and the pipeline they make.
+
+The node declares exactly these ROS parameters; `rrb replay` reads the same names from the
+node's parameter YAML, so a bag replayed offline is processed with the node's settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .fit import FitSettings
+from .mesh import load_mesh
+from .pipeline import FramePipeline, ObjectSpec, PipelineSettings
+
+# name: (default, description); 'objects.names' is a string array without a default value
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    'objects.names': ([], 'Object names; per name N set objects.N.label (mask value) and '
+                      'objects.N.mesh (mesh file, metres)'),
+    'object_frame_prefix': ('rrb/', 'TF child frame of object N is <prefix>N'),
+    'sync_tolerance': (0.0, 'Largest stamp difference (s) between image, mask and camera_info '
+                       'of one frame; 0 = identical stamps'),
+    'use_image': (True, 'Subscribe to the camera image (only needed for the overlay)'),
+    'latch_camera_info': (True, 'Reuse the latest camera_info when none carries the frame stamp'),
+    'reliability': ('best_effort', 'QoS reliability of the input subscriptions: best_effort '
+                    '(sensor data) or reliable'),
+    'queue_size': (10, 'Messages kept per input stream while waiting for their partners'),
+    'device': ('cpu', 'Torch device for fitting: cpu, cuda, cuda:N'),
+    'resolution': (FitSettings.resolution, 'Working resolution of the fitting crop (pixels)'),
+    'coarse_iterations': (FitSettings.coarse_iterations, 'Most Adam steps, coarse stage'),
+    'fine_iterations': (FitSettings.fine_iterations, 'Most Adam steps, fine stage'),
+    'max_faces': (FitSettings.max_faces, 'Face budget of each mesh for fitting'),
+    'min_iou': (PipelineSettings.min_iou, 'Fits with a lower silhouette IoU publish no pose and '
+                're-initialise tracking'),
+    'min_mask_pixels': (PipelineSettings.min_mask_pixels, 'Fewer mask pixels: object not '
+                        'visible'),
+    'publish_overlay': (True, 'Publish the overlay image with fitted outlines and axes'),
+    'publish_markers': (True, 'Publish the fitted meshes as a MarkerArray'),
+    'warn_period': (5.0, 'Seconds between repeated warnings of the same kind'),
+}
+
+
+def object_parameters(names: list[str]) -> dict[str, tuple[Any, str]]:
+    """Per-object parameters (defaults and descriptions) for the given object names."""
+    out = {}
+    for i, name in enumerate(names):
+        out[f'objects.{name}.label'] = (i + 1, f'Mask value of object {name}')
+        out[f'objects.{name}.mesh'] = ('', f'Mesh file of object {name} (metres)')
+    return out
+
+
+def flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
+    """Nested YAML parameters {'a': {'b': 1}} as flat ROS names {'a.b': 1}."""
+    out = {}
+    for key, value in tree.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            out.update(flatten(value, name + '.'))
+        else:
+            out[name] = value
+    return out
+
+
+def read_params_file(path: str | Path, node_name: str = 'pose_node') -> dict[str, Any]:
+    """Flat parameters of `node_name` from a ROS parameter YAML (`/**` or the node's key)."""
+    import yaml
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ValueError(f'cannot read parameter file {path}: {exc.strerror}') from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f'parameter file {path} is not valid YAML: {exc}') from None
+    params: dict[str, Any] = {}
+    for key, section in data.items() if isinstance(data, dict) else ():
+        if key in ('/**', node_name, '/' + node_name) or key.endswith('/' + node_name):
+            params.update(flatten((section or {}).get('ros__parameters', {}) or {}))
+    if not params:
+        raise ValueError(f'{path} has no ros__parameters for /** or {node_name}')
+    return params
+
+
+def unknown_parameters(params: dict[str, Any]) -> list[str]:
+    """Names in `params` that pose_node does not declare."""
+    known = set(PARAMETERS) | set(object_parameters(list(params.get('objects.names') or [])))
+    return sorted(n for n in params if n not in known and n != 'use_sim_time')
+
+
+def with_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` completed with every default (object parameters included)."""
+    out = {name: default for name, (default, _) in PARAMETERS.items()}
+    out.update(params)
+    names = list(out['objects.names'] or [])
+    for name, (default, _) in object_parameters(names).items():
+        out.setdefault(name, default)
+    return out
+
+
+def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None
+                   ) -> FramePipeline:
+    """Build the FramePipeline that pose_node makes from these (flat) parameters.
+
+    Relative mesh paths are resolved against `base_dir` (default: the working directory).
+    Raises MeshError for a mesh that cannot be read and ValueError for bad settings.
+    """
+    p = with_defaults(params)
+    objects = []
+    for name in list(p['objects.names'] or []):
+        mesh_path = str(p[f'objects.{name}.mesh'] or '')
+        if not mesh_path:
+            raise ValueError(f'objects.{name}.mesh is not set (reconstruction of objects '
+                             'without a mesh is not available yet)')
+        path = Path(mesh_path).expanduser()
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        objects.append(ObjectSpec(name, int(p[f'objects.{name}.label']), load_mesh(path)))
+    fit = FitSettings(resolution=int(p['resolution']), device=str(p['device']),
+                      coarse_iterations=int(p['coarse_iterations']),
+                      fine_iterations=int(p['fine_iterations']),
+                      max_faces=int(p['max_faces']))
+    return FramePipeline(objects, PipelineSettings(
+        fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])))
