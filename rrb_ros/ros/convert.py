@@ -280,9 +280,12 @@ def matrix_to_pose(T: np.ndarray) -> Pose:  # noqa: N803
     return Pose(position=Point(x=x, y=y, z=z), orientation=_quaternion(T[:3, :3]))
 
 
-def pose_to_matrix(pose: Pose) -> np.ndarray:
-    """Return a geometry_msgs/Pose as a 4x4 float64 matrix (the quaternion is normalised)."""
-    q, p = pose.orientation, pose.position
+def pose_to_matrix(pose: Pose | Transform) -> np.ndarray:
+    """Return a geometry_msgs/Pose or Transform as a 4x4 float64 matrix (unit quaternion)."""
+    if isinstance(pose, Transform):
+        q, p = pose.rotation, pose.translation
+    else:
+        q, p = pose.orientation, pose.position
     T = np.eye(4)
     T[:3, :3] = matrix_from_quat([q.x, q.y, q.z, q.w])
     T[:3, 3] = [p.x, p.y, p.z]

@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo_cmd, fit_cmd
+from . import demo_cmd, eval_cmd, fit_cmd, replay_cmd
 
 SUBCOMMANDS = {
     'fit': fit_cmd,
     'demo': demo_cmd,
+    'replay': replay_cmd,
+    'eval': eval_cmd,
 }
 
 

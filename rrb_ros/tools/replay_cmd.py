@@ -1,0 +1,161 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""`rrb replay IN_BAG OUT_BAG`: run pose_node's pipeline over a bag, without a ROS graph.
+
+Every input message is copied to OUT_BAG, and the node's outputs are added under the names the
+node would publish in the camera's namespace (e.g. /camera/object_pose, /camera/markers,
+/camera/overlay, /tf). Unlike the live node, no frame is dropped: offline there is time for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image
+
+from rrb_ros.core.config import build_pipeline, read_params_file, unknown_parameters, with_defaults
+from rrb_ros.ros.convert import stamp_to_ns, tf_message
+from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
+from rrb_ros.ros.sync import StampSynchronizer
+from rrb_ros.tools import bag
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `rrb replay`."""
+    p = sub.add_parser('replay', help='run the pose pipeline over a rosbag2',
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('in_bag', help='input rosbag2 folder (MCAP or sqlite3)')
+    p.add_argument('out_bag', help='output rosbag2 folder (must not exist)')
+    p.add_argument('--params', default='config/rrb.yaml',
+                   help='pose_node parameter YAML (default: %(default)s)')
+    p.add_argument('--image', default='/camera/image_raw', help='image topic')
+    p.add_argument('--mask', default='/camera/mask', help='mask topic')
+    p.add_argument('--camera-info', default='/camera/camera_info', help='camera_info topic')
+    p.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'],
+                   help='output storage (default: %(default)s)')
+    p.add_argument('--summary', help='also write the timing summary as JSON here')
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute `rrb replay`."""
+    params = read_params_file(args.params)
+    for name in unknown_parameters(params):
+        print(f'rrb replay: warning: ignoring unknown parameter {name}', file=sys.stderr)
+    p = with_defaults(params)
+    pipeline = build_pipeline(p)
+    outputs = OutputBuilder(pipeline, str(p['object_frame_prefix']),
+                            bool(p['publish_markers']), bool(p['publish_overlay']))
+    summary = replay(args.in_bag, args.out_bag, pipeline, outputs, args.image, args.mask,
+                     args.camera_info, args.storage,
+                     tolerance_ns=int(round(float(p['sync_tolerance']) * 1e9)))
+    print(json.dumps(summary, indent=2))
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=2) + '\n')
+    return 0
+
+
+def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
+           mask_topic: str, info_topic: str, storage: str = 'mcap',
+           tolerance_ns: int = 0) -> dict:
+    """Process every synchronised frame of `in_bag` and write inputs + outputs to `out_bag`."""
+    reader = bag.open_reader(in_bag)
+    try:
+        topics = {c.topic: c for c in reader.connections}
+        missing = [t for t in (mask_topic, info_topic) if t not in topics]
+        if missing:
+            raise ValueError(f'{in_bag}: no topic {", ".join(missing)}; the bag has '
+                             f'{", ".join(sorted(topics)) or "no topics"}')
+        use_image = image_topic in topics
+        streams = {mask_topic: ('mask', Image), info_topic: ('camera_info', CameraInfo)}
+        if use_image:
+            streams[image_topic] = ('image', Image)
+        sync = StampSynchronizer([s for s, _ in streams.values()], tolerance_ns,
+                                 queue_size=50, latched=('camera_info',))
+        ns = image_topic.rsplit('/', 1)[0] if use_image else mask_topic.rsplit('/', 1)[0]
+        writer = bag.open_writer(out_bag, storage)
+        try:
+            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns)
+        finally:
+            writer.close()
+    finally:
+        reader.close()
+
+
+def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
+    store = bag.typestore()
+    out_conns = {}
+    for topic, conn in topics.items():
+        out_conns[topic] = writer.add_connection(
+            topic, conn.msgtype, msgdef=conn.msgdef.data, rihs01=conn.digest,
+            offered_qos_profiles=getattr(conn.ext, 'offered_qos_profiles', ()) or ())
+
+    def write(topic: str, msg, timestamp: int) -> None:
+        if topic not in out_conns:
+            out_conns[topic] = writer.add_connection(topic, bag.ros_type_name(msg),
+                                                     typestore=store)
+        writer.write(out_conns[topic], timestamp, bag.to_cdr(msg))
+
+    total = sum(topics[t].msgcount for t in streams if t in topics)
+    seen, frames, skipped, times = 0, 0, [], []
+    t_start = time.perf_counter()
+    for conn, timestamp, raw in reader.messages():
+        writer.write(out_conns[conn.topic], timestamp, raw)
+        if conn.topic not in streams:
+            continue
+        seen += 1
+        name, cls = streams[conn.topic]
+        msg = bag.from_cdr(raw, cls)
+        match = sync.add(name, stamp_to_ns(msg.header.stamp), msg)
+        if match is not None:
+            try:
+                frame, header = frame_from_messages(match.msgs['mask'],
+                                                    match.msgs['camera_info'],
+                                                    match.msgs.get('image'))
+                result = pipeline.process(frame)
+            except ValueError as exc:
+                skipped.append(f'{match.stamp_ns}: {exc}')
+                continue
+            frames += 1
+            times.append(result.seconds)
+            out = outputs.build(result, header, frame)
+            for m in out.poses:
+                write(f'{ns}/object_pose', m, timestamp)
+            write(f'{ns}/object_poses', out.pose_array, timestamp)
+            write(f'{ns}/fit_iou', out.fit_iou, timestamp)
+            if out.transforms:
+                write('/tf', tf_message(out.transforms), timestamp)
+            if out.markers is not None:
+                write(f'{ns}/markers', out.markers, timestamp)
+            if out.detections is not None:
+                write(f'{ns}/detections', out.detections, timestamp)
+            if out.overlay is not None:
+                write(f'{ns}/overlay', out.overlay, timestamp)
+        pct = 100 * seen // max(total, 1)
+        print(f'\rrrb replay: {pct:3d}% | {frames} frames', end='', file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    for line in skipped[:10]:
+        print(f'rrb replay: warning: frame {line}', file=sys.stderr)
+    t = np.array(times) if times else np.zeros(1)
+    return {'frames': frames, 'skipped': len(skipped), 'unmatched_messages': sync.dropped,
+            'seconds_total': time.perf_counter() - t_start,
+            'seconds_per_frame_median': float(np.median(t)),
+            'seconds_per_frame_p90': float(np.percentile(t, 90)),
+            'seconds_per_frame_mean': float(t.mean())}
