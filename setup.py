@@ -39,6 +39,7 @@ setup(
         'console_scripts': [
             'rrb = rrb_ros.tools.cli:main',
             'pose_node = rrb_ros.ros.pose_node:main',
+            'egomotion_node = rrb_ros.ros.egomotion_node:main',
         ],
     },
 )

@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo_cmd, eval_cmd, fit_cmd, replay_cmd
+from . import demo_cmd, eval_cmd, evaltraj_cmd, fit_cmd, replay_cmd, synth_cmd
 
 SUBCOMMANDS = {
     'fit': fit_cmd,
     'demo': demo_cmd,
+    'synth': synth_cmd,
     'replay': replay_cmd,
     'eval': eval_cmd,
+    'eval-traj': evaltraj_cmd,
 }
 
 

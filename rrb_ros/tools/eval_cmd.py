@@ -103,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
                                             cam['height'])
     preds, masks, overlays = read_outputs(args.bag, args.prefix, args.mask, args.overlay)
     gt = scene['gt_camera']
+    # TUM stamps are float seconds (~0.2 us resolution at epoch times): match to the nearest
+    # bag stamp within a millisecond
+    bag_stamps = np.array(sorted({s for s, _ in preds} | set(masks)), dtype=np.int64)
     rows, errors = [], []
     missing = 0
     for stamp, T_world_cam in zip(gt.stamps, gt.poses):
-        stamp_ns = int(round(stamp * 1e9))
+        stamp_ns = nearest(bag_stamps, int(round(stamp * 1e9)), tolerance_ns=1_000_000)
         for obj in scene['objects']:
             mask = masks.get(stamp_ns)
             if mask is not None and not np.any(mask == obj['label']):
@@ -149,6 +152,16 @@ def run(args: argparse.Namespace) -> int:
     print(f'wrote {out / "metrics.json"}, poses.csv, errors.png'
           + (', overlay.gif' if overlays else ''))
     return 0
+
+
+def nearest(sorted_ns: np.ndarray, stamp_ns: int, tolerance_ns: int) -> int:
+    """Return the stamp in `sorted_ns` closest to `stamp_ns` if within tolerance, else it."""
+    if len(sorted_ns) == 0:
+        return stamp_ns
+    i = int(np.searchsorted(sorted_ns, stamp_ns))
+    best = min((abs(int(sorted_ns[j]) - stamp_ns), int(sorted_ns[j]))
+               for j in (i - 1, i) if 0 <= j < len(sorted_ns))
+    return best[1] if best[0] <= tolerance_ns else stamp_ns
 
 
 def print_summary(summary: dict) -> None:

@@ -115,6 +115,8 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
 
     total = sum(topics[t].msgcount for t in streams if t in topics)
     seen, frames, skipped, times = 0, 0, [], []
+    shown = -1
+    step = 1 if sys.stderr.isatty() else 10  # percent between progress lines
     t_start = time.perf_counter()
     for conn, timestamp, raw in reader.messages():
         writer.write(out_conns[conn.topic], timestamp, raw)
@@ -148,9 +150,14 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
                 write(f'{ns}/detections', out.detections, timestamp)
             if out.overlay is not None:
                 write(f'{ns}/overlay', out.overlay, timestamp)
-        pct = 100 * seen // max(total, 1)
-        print(f'\rrrb replay: {pct:3d}% | {frames} frames', end='', file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        pct = 100 * seen // max(total, 1) // step * step
+        if pct != shown:
+            shown = pct
+            end = '' if step == 1 else '\n'
+            print(f'\rrrb replay: {pct:3d}% | {frames} frames', end=end, file=sys.stderr,
+                  flush=True)
+    if step == 1:
+        print(file=sys.stderr)
     for line in skipped[:10]:
         print(f'rrb replay: warning: frame {line}', file=sys.stderr)
     t = np.array(times) if times else np.zeros(1)

@@ -1,0 +1,256 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""egomotion_node end to end: the console script as a process, object TF in, trajectory out.
+
+The test side is an `rclpy.Context` with an executor spinning in a thread; it publishes the
+poses of two static objects on /tf as pose_node does, and ORB-SLAM-like poses (a scaled and
+rotated copy of the true trajectory). Every wait is bounded and on a condition, never a fixed
+sleep.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path as PathMsg
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Header, String
+
+from rrb_ros.core.geometry import from_rotvec, invert_T, make_T
+from rrb_ros.core.metrics import read_tum
+from rrb_ros.ros import convert
+from rrb_ros.ros.egomotion_node import TF_QOS
+
+pytestmark = pytest.mark.skipif(not convert.HAVE_TF2_MSGS, reason='tf2_msgs is not built')
+
+NODE = Path(sys.executable).parent / 'egomotion_node'
+TIMEOUT = 60.0         # s; discovery takes ~0.3 s idle, seconds with both cores busy
+OPTICAL = 'camera_optical'
+N = 40
+STAMPS_NS = [1_700_000_000_000_000_000 + i * 33_333_333 for i in range(N)]
+OBJECTS = {'chair_a': make_T(from_rotvec([0.0, 0.0, 0.4]), [0.3, 0.2, 0.0]),
+           'chair_b': make_T(from_rotvec([0.0, 0.0, -1.1]), [-0.5, 0.6, 0.0])}
+LATE = 3  # chair_b is seen from this frame on
+
+
+def camera_pose(i: int) -> np.ndarray:
+    """Return the true T_world_cam of frame i: an arc 2 cm per frame, turning as it goes."""
+    a = 0.01 * i
+    R = from_rotvec([0.0, 0.0, a]) @ from_rotvec([-math.pi / 2 - 0.2, 0.0, 0.0])
+    return make_T(R, [2.0 * math.sin(a), -2.0 * math.cos(a), 1.25])
+
+
+def anchored(i: int) -> np.ndarray:
+    """Return the true camera pose in chair_a's frame, the node's world frame."""
+    return invert_T(OBJECTS['chair_a']) @ camera_pose(i)
+
+
+def object_tf(i: int):
+    """Return frame i's TFMessage: camera optical frame -> rrb/<name>, as pose_node sends it."""
+    header = Header(stamp=convert.ns_to_stamp(STAMPS_NS[i]), frame_id=OPTICAL)
+    names = ['chair_a'] + (['chair_b'] if i >= LATE else [])
+    return convert.tf_message([convert.transform_stamped(
+        invert_T(camera_pose(i)) @ OBJECTS[n], header, f'rrb/{n}') for n in names])
+
+
+class Recorder:
+    """The test side: publishers of the node's inputs, a record of its outputs."""
+
+    def __init__(self, node) -> None:
+        """Create the publishers and subscriptions on `node` (spun elsewhere)."""
+        self.node = node
+        self.cond = threading.Condition()
+        self.received = {'camera_path': [], 'orbslam_path': [], 'egomotion_metrics': [],
+                         '/tf': []}
+        self.pub_tf = node.create_publisher(convert.TFMessage, '/tf', TF_QOS)
+        self.pub_orbslam = node.create_publisher(PoseStamped, 'orbslam_pose', 100)
+        self.subs = [node.create_subscription(t, name, self._recorder(name), q) for t, name, q in (
+            (PathMsg, 'camera_path', 10), (PathMsg, 'orbslam_path', 10),
+            (String, 'egomotion_metrics', 10), (convert.TFMessage, '/tf', TF_QOS))]
+
+    def _recorder(self, topic):
+        def record(msg):
+            with self.cond:
+                self.received[topic].append(msg)
+                self.cond.notify_all()
+        return record
+
+    def wait_for(self, predicate, what: str, timeout: float = TIMEOUT) -> None:
+        with self.cond:
+            assert self.cond.wait_for(predicate, timeout), f'timed out waiting for {what}'
+
+    def last(self, topic: str):
+        with self.cond:
+            return self.received[topic][-1] if self.received[topic] else None
+
+    def wait_for_discovery(self, proc) -> None:
+        """Wait until egomotion_node's endpoints and ours are matched both ways."""
+        deadline = time.monotonic() + TIMEOUT
+
+        def node_on(infos) -> bool:
+            return any(i.node_name == 'egomotion_node' for i in infos)
+
+        while not (node_on(self.node.get_subscriptions_info_by_topic('/tf'))
+                   and node_on(self.node.get_publishers_info_by_topic('/tf'))
+                   and self.pub_tf.get_subscription_count() >= 2
+                   and self.pub_orbslam.get_subscription_count() >= 1
+                   and all(s.get_publisher_count() >= 1 for s in self.subs)):
+            assert proc.poll() is None, 'egomotion_node exited' + output(proc)
+            assert time.monotonic() < deadline, 'egomotion_node not discovered' + output(proc)
+            time.sleep(0.05)
+
+
+def output(proc) -> str:
+    return f'\n--- stderr:\n{Path(proc.stderr_path).read_text(errors="replace")}'
+
+
+def start(workdir: Path, *params: str) -> subprocess.Popen:
+    argv = [str(NODE), '--ros-args']
+    for p in params:
+        argv += ['-p', p]
+    env = dict(os.environ, RCUTILS_COLORIZED_OUTPUT='0', PYTHONUNBUFFERED='1')
+    stderr_path = workdir / 'stderr.log'
+    with open(workdir / 'stdout.log', 'wb') as out, open(stderr_path, 'wb') as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=workdir)
+    proc.stderr_path = stderr_path
+    return proc
+
+
+@pytest.fixture(scope='module')
+def ros():
+    """Return a test node whose own context is spun by an executor in a thread."""
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node('egomotion_node_test', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    thread.join(timeout=10.0)
+
+
+def poses_of(path_msg) -> tuple[list[int], np.ndarray]:
+    return ([convert.stamp_to_ns(p.header.stamp) for p in path_msg.poses],
+            np.array([convert.pose_to_matrix(p.pose) for p in path_msg.poses]))
+
+
+def test_trajectory_metrics_and_files(ros, tmp_path):
+    assert NODE.is_file(), f'{NODE} is missing: pip install -e .'
+    rrb_tum, orbslam_tum = tmp_path / 'rrb.tum', tmp_path / 'orbslam.tum'
+    proc = start(tmp_path, f'rrb_tum:={rrb_tum}', f'orbslam_tum:={orbslam_tum}',
+                 'metrics_period:=0.1')
+    try:
+        rec = Recorder(ros)
+        rec.wait_for_discovery(proc)
+        # The first frame again until it is answered: matched on our side does not prove the
+        # node's reader has matched our writer yet. Repeats have the same stamp and are ignored.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            rec.pub_tf.publish(object_tf(0))
+            with rec.cond:
+                if rec.cond.wait_for(lambda: rec.received['camera_path'], 0.5):
+                    break
+            assert time.monotonic() < deadline, 'no camera_path' + output(proc)
+        for i in range(1, N):
+            rec.pub_tf.publish(object_tf(i))
+        rec.wait_for(lambda: rec.received['camera_path']
+                     and len(rec.received['camera_path'][-1].poses) == N, f'{N} camera poses')
+
+        path = rec.last('camera_path')
+        assert path.header.frame_id == 'rrb/world'
+        assert all(p.header.frame_id == 'rrb/world' for p in path.poses)
+        stamps, poses = poses_of(path)
+        assert stamps == STAMPS_NS
+        assert np.allclose(poses, [anchored(i) for i in range(N)], atol=1e-9)
+        rec.wait_for(lambda: sum(ts.child_frame_id == 'rrb/camera' for m in rec.received['/tf']
+                                 for ts in m.transforms) == N, 'the camera on /tf')
+        with rec.cond:
+            cams = [ts for m in rec.received['/tf'] for ts in m.transforms
+                    if ts.child_frame_id == 'rrb/camera']
+        assert all(ts.header.frame_id == 'rrb/world' for ts in cams)
+        assert convert.stamp_to_ns(cams[-1].header.stamp) == STAMPS_NS[-1]
+        assert np.allclose(convert.pose_to_matrix(cams[-1].transform), anchored(N - 1),
+                           atol=1e-9)
+
+        # ORB-SLAM: its own map frame and scale, every other frame
+        R, t, s = from_rotvec([0.3, -1.2, 0.5]), np.array([0.5, 1.0, -2.0]), 0.25
+        sent = []
+        for i in range(0, N, 2):
+            T = camera_pose(i)
+            T_orb = make_T(R @ T[:3, :3], s * R @ T[:3, 3] + t)
+            sent.append(T_orb)
+            header = Header(stamp=convert.ns_to_stamp(STAMPS_NS[i]), frame_id='orb_map')
+            rec.pub_orbslam.publish(convert.pose_stamped(T_orb, header))
+        n_orb = len(sent)
+        rec.wait_for(lambda: any(json.loads(m.data)['pairs'] == n_orb
+                                 for m in rec.received['egomotion_metrics']),
+                     'metrics over every ORB-SLAM pose')
+        with rec.cond:
+            report = next(json.loads(m.data) for m in rec.received['egomotion_metrics']
+                          if json.loads(m.data)['pairs'] == n_orb)
+        assert report['ate_rmse'] < 1e-6 and report['rpe_trans_rmse'] < 1e-6
+        assert report['rpe_rot_rmse_deg'] < 1e-4
+        assert report['scale'] == pytest.approx(1.0 / s, rel=1e-6)
+        assert report['align'] == 'sim3' and report['rrb_poses'] == N
+        assert report['orbslam_poses'] == n_orb
+        rec.wait_for(lambda: rec.received['orbslam_path']
+                     and len(rec.received['orbslam_path'][-1].poses) == n_orb, 'orbslam_path')
+        orb_stamps, orb_poses = poses_of(rec.last('orbslam_path'))
+        assert orb_stamps == STAMPS_NS[::2]
+        assert rec.last('orbslam_path').header.frame_id == 'rrb/world'
+        assert np.allclose(orb_poses, [anchored(i) for i in range(0, N, 2)], atol=1e-6)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    assert code == 0, f'exit code {code}' + output(proc)
+    assert 'Traceback' not in Path(proc.stderr_path).read_text(), output(proc)
+    traj = read_tum(rrb_tum)
+    assert np.allclose(traj.stamps, np.array(STAMPS_NS) * 1e-9, rtol=0, atol=1e-6)
+    assert np.allclose(traj.poses, [anchored(i) for i in range(N)], atol=1e-9)
+    orb = read_tum(orbslam_tum)
+    assert len(orb) == n_orb and np.allclose(orb.poses, sent, atol=1e-9)
+
+
+def test_bad_parameter_fails_fast(tmp_path):
+    proc = start(tmp_path, 'align:=umeyama')
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    assert code == 1
+    assert 'cannot start: align must be' in Path(proc.stderr_path).read_text(), output(proc)
