@@ -42,7 +42,7 @@ from std_msgs.msg import Header, String
 from rrb_ros.core.geometry import from_rotvec, invert_T, make_T
 from rrb_ros.core.metrics import read_tum
 from rrb_ros.ros import convert
-from rrb_ros.ros.egomotion_node import TF_QOS
+from rrb_ros.ros.tf import TF_QOS
 
 pytestmark = pytest.mark.skipif(not convert.HAVE_TF2_MSGS, reason='tf2_msgs is not built')
 

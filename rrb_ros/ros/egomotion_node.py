@@ -49,7 +49,6 @@ from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
 from rrb_ros.core.egomotion import (
@@ -59,15 +58,8 @@ from rrb_ros.core.egomotion import (
 )
 from rrb_ros.core.metrics import Trajectory, write_tum
 from rrb_ros.ros import convert
+from rrb_ros.ros.tf import TF_QOS, tf_sender
 
-try:
-    from tf2_ros import TransformBroadcaster
-except ImportError:  # pip environment: publish tf2_msgs/TFMessage on /tf ourselves
-    TransformBroadcaster = None
-
-# tf2's DynamicBroadcasterQoS, for /tf in and out
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                    durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
 _NS = 1e-9
 
 PARAMETERS = {
@@ -131,12 +123,7 @@ class EgomotionNode(Node):
         self.pub_path = self.create_publisher(Path, 'camera_path', 10)
         self.pub_orbslam_path = self.create_publisher(Path, 'orbslam_path', 10)
         self.pub_metrics = self.create_publisher(String, 'egomotion_metrics', 10)
-        self._send_tf = None
-        if p['publish_tf'] and TransformBroadcaster is not None:
-            self._send_tf = TransformBroadcaster(self).sendTransform
-        elif p['publish_tf']:
-            pub_tf = self.create_publisher(convert.TFMessage, '/tf', TF_QOS)
-            self._send_tf = lambda ts: pub_tf.publish(convert.tf_message(ts))
+        self._send_tf = tf_sender(self) if p['publish_tf'] else None
         self.create_timer(float(p['metrics_period']), self._compare)
         self.get_logger().info(
             f'ready: object frames {self.prefix}<name> on /tf, camera_path in '

@@ -32,8 +32,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
     qos_profile_sensor_data,
     QoSProfile,
     ReliabilityPolicy,
@@ -47,15 +45,7 @@ from rrb_ros.core.mesh import MeshError
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.sync import StampSynchronizer
-
-try:
-    from tf2_ros import TransformBroadcaster
-except ImportError:  # pip environment: publish tf2_msgs/TFMessage on /tf ourselves
-    TransformBroadcaster = None
-
-# tf2's DynamicBroadcasterQoS
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                    durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+from rrb_ros.ros.tf import tf_sender
 
 
 class PoseNode(Node):
@@ -114,14 +104,8 @@ class PoseNode(Node):
         self.pub_overlay = self.create_publisher(Image, 'overlay', 10)
         self.pub_detections = (self.create_publisher(convert.Detection3DArray, 'detections', 10)
                                if self.outputs.with_detections else None)
-        if TransformBroadcaster is not None:
-            self._tf = TransformBroadcaster(self)
-            self._send_tf = self._tf.sendTransform
-        elif convert.HAVE_TF2_MSGS:
-            pub_tf = self.create_publisher(convert.TFMessage, '/tf', TF_QOS)
-            self._send_tf = lambda ts: pub_tf.publish(convert.tf_message(ts))
-        else:
-            self._send_tf = None
+        self._send_tf = tf_sender(self)
+        if self._send_tf is None:
             self.get_logger().warn('neither tf2_ros nor tf2_msgs is importable: no TF output')
         self._slot = None
         self._cond = threading.Condition()
@@ -174,9 +158,13 @@ class PoseNode(Node):
         try:
             frame, header = frame_from_messages(msgs['mask'], msgs['camera_info'],
                                                 msgs.get('image'))
-            result = self.pipeline.process(frame)
-        except ValueError as exc:
+        except ValueError as exc:  # 'camera_info unusable: ...', 'mask unusable: ...'
             self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
+            return
+        try:
+            result = self.pipeline.process(frame)
+        except ValueError as exc:  # 'mask is WxH but ...', 'image is WxH but ...'
+            self._warn(' '.join(str(exc).split()[:2]), f'frame skipped: {exc}')
             return
         self.frames_processed += 1
         for name, why in result.rejected.items():
@@ -184,9 +172,9 @@ class PoseNode(Node):
         for pose in result.poses:
             self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
                                     f'steps, {pose.seconds * 1e3:.0f} ms')
-        if not self.context.ok():
-            return
         out = self.outputs.build(result, header, frame)
+        if not self.context.ok():  # shutting down: publishers may be gone
+            return
         for msg in out.poses:
             self.pub_pose.publish(msg)
         self.pub_poses.publish(out.pose_array)
@@ -205,7 +193,7 @@ class PoseNode(Node):
         with self._cond:
             self._running = False
             self._cond.notify()
-        self._worker.join(timeout=10.0)
+        self._worker.join(timeout=60.0)  # a fit in progress finishes (seconds under load)
         super().destroy_node()
 
 
@@ -217,6 +205,8 @@ def main(args=None) -> int:
         except (MeshError, ValueError) as exc:
             rclpy.logging.get_logger('pose_node').fatal(f'cannot start: {exc}')
             return 1
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return 0
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):
