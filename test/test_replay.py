@@ -105,6 +105,10 @@ def test_bad_bags(tmp_path, chair, rng, params):
     proc = run(corrupt, tmp_path / 'out', '--params', params)
     assert proc.returncode == 2 and 'cannot read bag' in proc.stderr
     assert 'Traceback' not in proc.stderr
+    empty = bag.open_writer(tmp_path / 'empty')  # a valid bag without any message
+    empty.close()
+    proc = run(tmp_path / 'empty', tmp_path / 'out', '--params', params)
+    assert proc.returncode == 2 and 'the bag has no topics' in proc.stderr
     write_bag(tmp_path / 'other', chair, rng, frames=1,
               topics={'image': '/cam/image', 'mask': '/cam/seg', 'info': '/cam/info'})
     proc = run(tmp_path / 'other', tmp_path / 'out', '--params', params)
