@@ -78,14 +78,18 @@ def bench_render(repeat: int) -> dict:
         v = torch.tensor(v_np, dtype=torch.float32)[None].requires_grad_(True)
         fn(v, faces, K, 128, 128, settings).sum().backward()
 
-    fine = RasterSettings(sigma=FitSettings.sigma_fine)
-    culled = RasterSettings(sigma=FitSettings.sigma_fine, cull_backfaces=True)
-    out['render_ms'] = timed(lambda: fwd_bwd(render_silhouette, fine), repeat)
-    out['render_ms_backface_culled'] = timed(lambda: fwd_bwd(render_silhouette, culled), repeat)
-    out['dense_ms'] = timed(lambda: fwd_bwd(render_silhouette_dense, fine), 3, warmup=1)
+    # the fitter culls back faces of watertight meshes (exact for their silhouettes); this
+    # chair is watertight, so `render_ms` is what a fitting step costs, `render_ms_all_faces`
+    # the cost for a mesh that is not closed
+    all_faces = RasterSettings(sigma=FitSettings.sigma_fine)
+    as_fitted = RasterSettings(sigma=FitSettings.sigma_fine, cull_backfaces=mesh.watertight)
+    out['watertight'] = bool(mesh.watertight)
+    out['render_ms'] = timed(lambda: fwd_bwd(render_silhouette, as_fitted), repeat)
+    out['render_ms_all_faces'] = timed(lambda: fwd_bwd(render_silhouette, all_faces), repeat)
+    out['dense_ms'] = timed(lambda: fwd_bwd(render_silhouette_dense, all_faces), 3, warmup=1)
     out['opencv_fill_ms'] = timed(lambda: opencv_silhouette(v_np, mesh.faces, cam), repeat)
-    out['render_speedup_vs_dense'] = out['dense_ms'] / out['render_ms']
-    out['render_vs_opencv'] = out['render_ms'] / out['opencv_fill_ms']
+    out['render_speedup_vs_dense'] = out['dense_ms'] / out['render_ms_all_faces']
+    out['render_vs_opencv'] = out['render_ms_all_faces'] / out['opencv_fill_ms']
     out['covered_fraction'] = float(
         (opencv_silhouette(v_np, mesh.faces, cam) > 0).mean())
     return out
@@ -131,7 +135,7 @@ def bench_fit(n_cases: int) -> dict:
 
 TARGETS = [  # key, target, comparison, unit
     ('render_ms', 5.0, '<=', 'ms'),
-    ('render_ms_backface_culled', None, '', 'ms'),
+    ('render_ms_all_faces', None, '', 'ms'),
     ('dense_ms', None, '', 'ms'),
     ('opencv_fill_ms', None, '', 'ms'),
     ('render_speedup_vs_dense', 50.0, '>=', 'x'),
