@@ -42,7 +42,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'device': ('cpu', 'Torch device for fitting: cpu, cuda, cuda:N'),
     'resolution': (FitSettings.resolution, 'Working resolution of the fitting crop (pixels)'),
     'coarse_iterations': (FitSettings.coarse_iterations, 'Most Adam steps, coarse stage'),
-    'fine_iterations': (FitSettings.fine_iterations, 'Most Adam steps, fine stage'),
+    'fine_iterations': (FitSettings.fine_iterations, 'Most Levenberg-Marquardt steps, fine '
+                        'stage'),
     'max_faces': (FitSettings.max_faces, 'Face budget of each mesh for fitting'),
     'min_iou': (PipelineSettings.min_iou, 'Fits with a lower silhouette IoU publish no pose and '
                 're-initialise tracking'),

@@ -39,7 +39,7 @@ from .camera import PinholeCamera
 from .geometry import check_rigid, from_rotvec, so3_exp
 from .init import place_in_mask, ViewpointGrid
 from .mesh import decimate, Mesh
-from .render import RasterSettings, render_silhouette
+from .render import RasterSettings, render_silhouette, render_silhouette_jacobian
 
 
 def local_rotations(R: np.ndarray, angle_deg: float) -> np.ndarray:  # noqa: N803
@@ -79,10 +79,13 @@ class FitSettings:
     """Soft edge width in the coarse stage (coarse pixels^2)."""
     sigma_fine: float = 0.15
     """Soft edge width in the fine stage (working pixels^2)."""
-    coarse_iterations: int = 25
+    coarse_iterations: int = 20
     """Most Adam steps in the coarse stage."""
-    fine_iterations: int = 35
-    """Most Adam steps in the fine stage."""
+    fine_iterations: int = 25
+    """Most steps in the fine stage (Adam steps, or accepted Levenberg-Marquardt steps)."""
+    fine_optimizer: str = 'lm'
+    """Fine stage: 'lm' (Levenberg-Marquardt on the squared silhouette error, with the
+    rasteriser's forward-mode Jacobian; few steps) or 'adam' (as in the coarse stage)."""
     lr_rotation: float = 0.04
     """Adam step of the rotation (radians) at the start of a stage; decays to 5 %."""
     lr_translation: float = 1.0
@@ -210,8 +213,9 @@ class PoseFitter:
                                      s.coarse_iterations)
         iterations += n
         best = int(torch.argmin(loss))
-        R, t, loss, n = self._refine(R[best:best + 1], t[best:best + 1], fine, self._fine,
-                                     s.sigma_fine, s.fine_iterations)
+        refine = self._refine_lm if s.fine_optimizer == 'lm' else self._refine
+        R, t, loss, n = refine(R[best:best + 1], t[best:best + 1], fine, self._fine,
+                               s.sigma_fine, s.fine_iterations)
         iterations += n
         T_cam_obj = np.eye(4)
         Rn = R[0].detach().cpu().double().numpy()
@@ -311,6 +315,73 @@ class PoseFitter:
         union = (sw + m * w - sw * m).sum((1, 2)).clamp_min(1e-6)
         sq = (((sil - m) ** 2) * w).sum((1, 2)) / (m * w).sum().clamp_min(1.0)
         return (1.0 - inter / union) + sq
+
+    def _refine_lm(self, R0: torch.Tensor, t0: torch.Tensor, crop: _Crop, mesh: tuple,  # noqa: N803
+                   sigma: float, iterations: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """Levenberg-Marquardt on one pose: residuals weight * (S - mask) over the crop.
+
+        Parameters as in `_refine` (rotation about the box centre, image-plane shift in crop
+        pixels, log-depth); the Jacobian comes from `render_silhouette_jacobian` in the same
+        pass as the silhouette. Returns (R (1, 3, 3), t (1, 3), loss (1,), accepted steps),
+        loss = squared error over the mask area.
+        """
+        v, f, _ = mesh
+        cam = crop.camera
+        K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)
+        settings = RasterSettings(sigma=sigma, cull_backfaces=self._cull)
+        w = crop.weight.reshape(-1)
+        target = crop.target.reshape(-1)
+        area = float((crop.target * crop.weight).sum().clamp_min(1.0))
+        fx, fy = float(cam.fx), float(cam.fy)
+
+        def evaluate(R: torch.Tensor, t: torch.Tensor):  # noqa: N803
+            X = v @ R.T + t
+            rc = X - t
+            dX = torch.zeros(X.shape[0], 3, 6, dtype=X.dtype, device=X.device)
+            dX[:, 0, 1], dX[:, 0, 2] = rc[:, 2], -rc[:, 1]      # -[rc]x, rotation about
+            dX[:, 1, 0], dX[:, 1, 2] = -rc[:, 2], rc[:, 0]      # the box centre
+            dX[:, 2, 0], dX[:, 2, 1] = rc[:, 1], -rc[:, 0]
+            dX[:, 0, 3] = t[2] / fx                             # image-plane shift (px)
+            dX[:, 1, 4] = t[2] / fy
+            dX[:, :, 5] = t                                     # log-depth
+            S, J = render_silhouette_jacobian(X, dX, f, K, cam.width, cam.height, settings)
+            r = w * (S.reshape(-1) - target)
+            return float((r * r).sum()), r, w[:, None] * J.reshape(-1, 6)
+
+        def step(R: torch.Tensor, t: torch.Tensor, d: torch.Tensor):  # noqa: N803
+            R = so3_exp(d[:3]) @ R
+            z = t[2] * torch.exp(d[5].clamp(-0.5, 0.5))
+            u = t[0] / t[2] + d[3] / fx
+            vv = t[1] / t[2] + d[4] / fy
+            return R, torch.stack([u * z, vv * z, z])
+
+        R, t = R0[0], t0[0]
+        cost, r, J = evaluate(R, t)
+        lam, n = 1e-3, 0
+        for _ in range(iterations):
+            H = (J.T @ J).double()
+            g = (J.T @ r).double()
+            improved = False
+            while lam < 1e7:
+                A = H + lam * torch.diag(torch.diag(H).clamp_min(1e-9))
+                d = -torch.linalg.solve(A, g).to(R.dtype)
+                R_new, t_new = step(R, t, d)
+                cost_new, r_new, J_new = evaluate(R_new, t_new)
+                if cost_new < cost:
+                    improved = True
+                    break
+                lam *= 4.0
+            if not improved:
+                break
+            n += 1
+            rel = (cost - cost_new) / max(cost, 1e-12)
+            R, t, cost, r, J = R_new, t_new, cost_new, r_new, J_new
+            lam = max(lam / 3.0, 1e-7)
+            if rel < self.settings.tolerance:
+                break
+        loss = torch.tensor([cost / area], device=self.device)
+        return R[None], t[None], loss, n
 
     def _refine(self, R0: torch.Tensor, t0: torch.Tensor, crop: _Crop, mesh: tuple,  # noqa: N803
                 sigma: float, iterations: int

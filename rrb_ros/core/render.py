@@ -115,6 +115,46 @@ def _log_uncovered(p: torch.Tensor, a: torch.Tensor, e: torch.Tensor,
     return -F.softplus(x)
 
 
+def _pair_terms(tri: torch.Tensor, pair_face: torch.Tensor, p: torch.Tensor, pix: torch.Tensor,
+            n_pix: int, sigma: float):
+    """Forward pass over candidate pairs (no autograd).
+
+    Returns log(1 - S) per pixel (n_pix,) and per pair: the closest edge k, the parameter t_k
+    of the closest point on it, the offset d_k (P, 2) from that point to the pixel, and
+    sigmoid(x) * sign, the factor of d log(1 - S) / d(d^2) (up to -1 / sigma).
+    """
+    # structure of arrays: contiguous (P,) rows vectorise far better than (P, 3, 2)
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    orient = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sign()
+    table = torch.cat([tri.reshape(-1, 6), orient[:, None]], 1)      # (nF, 7)
+    rows = table.index_select(0, pair_face)                      # (P, 7)
+    vx, vy, o = rows[:, 0:6:2].T, rows[:, 1:6:2].T, rows[:, 6]
+    px, py = p[0], p[1]
+    t_all = torch.empty(3, p.shape[1], dtype=p.dtype, device=p.device)
+    dx_all, dy_all, d2_all = torch.empty_like(t_all), torch.empty_like(t_all), \
+        torch.empty_like(t_all)
+    inside = None
+    for i in range(3):
+        j = (i + 1) % 3
+        ex, ey = vx[j] - vx[i], vy[j] - vy[i]
+        wx, wy = px - vx[i], py - vy[i]
+        c_in = (ex * wy - ey * wx) * o >= 0
+        inside = c_in if inside is None else inside & c_in
+        t = ((wx * ex + wy * ey) / (ex * ex + ey * ey).clamp_min_(1e-12)).clamp_(0.0, 1.0)
+        dx, dy = wx - t * ex, wy - t * ey
+        t_all[i], dx_all[i], dy_all[i] = t, dx, dy
+        d2_all[i] = dx * dx + dy * dy
+    d2, k = d2_all.min(0)
+    sgn = inside.to(p.dtype).mul_(2.0).sub_(1.0)
+    x = sgn * d2 / sigma
+    acc = torch.zeros(n_pix, dtype=p.dtype, device=p.device)
+    acc.index_add_(0, pix, -F.softplus(x))
+    kk = k[None]
+    t_k = t_all.gather(0, kk)[0]
+    d_k = torch.stack([dx_all.gather(0, kk)[0], dy_all.gather(0, kk)[0]], 1)
+    return acc, k, t_k, d_k, torch.sigmoid(x) * sgn
+
+
 class _SoftRasterPairs(torch.autograd.Function):
     """log(1 - S) per pixel from (face, pixel) candidate pairs, with a hand-written backward.
 
@@ -126,38 +166,9 @@ class _SoftRasterPairs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tri: torch.Tensor, pair_face: torch.Tensor, p: torch.Tensor,
-                pix: torch.Tensor,
-                n_pix: int, sigma: float) -> torch.Tensor:
-        # structure of arrays: contiguous (P,) rows vectorise far better than (P, 3, 2)
-        e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-        orient = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sign()
-        table = torch.cat([tri.reshape(-1, 6), orient[:, None]], 1)      # (nF, 7)
-        rows = table.index_select(0, pair_face)                      # (P, 7)
-        vx, vy, o = rows[:, 0:6:2].T, rows[:, 1:6:2].T, rows[:, 6]
-        px, py = p[0], p[1]
-        t_all = torch.empty(3, p.shape[1], dtype=p.dtype, device=p.device)
-        dx_all, dy_all, d2_all = torch.empty_like(t_all), torch.empty_like(t_all), \
-            torch.empty_like(t_all)
-        inside = None
-        for i in range(3):
-            j = (i + 1) % 3
-            ex, ey = vx[j] - vx[i], vy[j] - vy[i]
-            wx, wy = px - vx[i], py - vy[i]
-            c_in = (ex * wy - ey * wx) * o >= 0
-            inside = c_in if inside is None else inside & c_in
-            t = ((wx * ex + wy * ey) / (ex * ex + ey * ey).clamp_min_(1e-12)).clamp_(0.0, 1.0)
-            dx, dy = wx - t * ex, wy - t * ey
-            t_all[i], dx_all[i], dy_all[i] = t, dx, dy
-            d2_all[i] = dx * dx + dy * dy
-        d2, k = d2_all.min(0)
-        sgn = inside.to(p.dtype).mul_(2.0).sub_(1.0)
-        x = sgn * d2 / sigma
-        acc = torch.zeros(n_pix, dtype=p.dtype, device=p.device)
-        acc.index_add_(0, pix, -F.softplus(x))
-        kk = k[None]
-        t_k = t_all.gather(0, kk)[0]
-        d_k = torch.stack([dx_all.gather(0, kk)[0], dy_all.gather(0, kk)[0]], 1)
-        ctx.save_for_backward(pair_face, pix, k, t_k, d_k, torch.sigmoid(x) * sgn)
+                pix: torch.Tensor, n_pix: int, sigma: float) -> torch.Tensor:
+        acc, k, t_k, d_k, sig_sgn = _pair_terms(tri, pair_face, p, pix, n_pix, sigma)
+        ctx.save_for_backward(pair_face, pix, k, t_k, d_k, sig_sgn)
         ctx.sigma, ctx.n_face = sigma, tri.shape[0]
         return acc
 
@@ -173,20 +184,15 @@ class _SoftRasterPairs(torch.autograd.Function):
         return grad.reshape(ctx.n_face, 3, 2), None, None, None, None, None
 
 
-def render_silhouette(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,  # noqa: N803
-                      width: int, height: int,
-                      settings: RasterSettings | None = None) -> torch.Tensor:
-    """Soft silhouettes (B, H, W) in [0, 1] of B posed copies of one mesh.
+def _candidate_pairs(tri: torch.Tensor, valid: torch.Tensor, width: int, height: int,
+                     r: float):
+    """(face, pixel) pairs inside each valid face's box grown by r; None if there are none.
 
-    verts_cam: (B, V, 3) vertices in the camera optical frame (metres).
-    faces: (F, 3) long. K: (3, 3) or (B, 3, 3) pinhole intrinsics for a width x height image.
-    Differentiable w.r.t. verts_cam (and K); cost ~ the (face, pixel) pairs near each face.
+    Returns bf (nF,) indices into the flattened (B*F) faces that have pairs, pair_face (P,)
+    index into bf, p (2, P) pixel coordinates and pix (P,) flat indices into (B, H, W).
     """
-    settings = settings or RasterSettings()
-    _check_inputs(verts_cam, faces, K, width, height)
-    B, dev = verts_cam.shape[0], verts_cam.device
-    tri, valid = _project_faces(verts_cam, faces, K, settings)
-    r = settings.blur_radius
+    B, F = tri.shape[:2]
+    dev = tri.device
     with torch.no_grad():
         lo = (tri.amin(2) - r).ceil()                        # (B, F, 2) first pixel centre
         hi = (tri.amax(2) + r).floor()
@@ -200,11 +206,11 @@ def render_silhouette(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Ten
         cnt = count[bf]
         total = int(cnt.sum())
         if total == 0:
-            return torch.zeros(B, height, width, dtype=verts_cam.dtype, device=dev)
+            return None
         # one repeat of a per-face table gives every pair its face's box and image offset
         start = torch.cumsum(cnt, 0) - cnt
         lo_bf = lo.reshape(-1, 2).index_select(0, bf).long()
-        base = (bf // faces.shape[0]) * (height * width) + lo_bf[:, 1] * width + lo_bf[:, 0]
+        base = (bf // F) * (height * width) + lo_bf[:, 1] * width + lo_bf[:, 0]
         pair_face = torch.repeat_interleave(cnt, output_size=total)   # (P,) index into bf
         table = torch.stack([span.reshape(-1, 2)[bf, 0], start, base, lo_bf[:, 0],
                              lo_bf[:, 1]], 1)
@@ -213,7 +219,27 @@ def render_silhouette(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Ten
         row, col = local // sx, local % sx
         pix = base + row * width + col
         px, py = x0 + col, y0 + row
-        p = torch.stack([px, py], 0).to(verts_cam.dtype)            # (2, P)
+        p = torch.stack([px, py], 0).to(tri.dtype)                   # (2, P)
+    return bf, pair_face, p, pix
+
+
+def render_silhouette(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,  # noqa: N803
+                      width: int, height: int,
+                      settings: RasterSettings | None = None) -> torch.Tensor:
+    """Soft silhouettes (B, H, W) in [0, 1] of B posed copies of one mesh.
+
+    verts_cam: (B, V, 3) vertices in the camera optical frame (metres).
+    faces: (F, 3) long. K: (3, 3) or (B, 3, 3) pinhole intrinsics for a width x height image.
+    Differentiable w.r.t. verts_cam (and K); cost ~ the (face, pixel) pairs near each face.
+    """
+    settings = settings or RasterSettings()
+    _check_inputs(verts_cam, faces, K, width, height)
+    B = verts_cam.shape[0]
+    tri, valid = _project_faces(verts_cam, faces, K, settings)
+    pairs = _candidate_pairs(tri, valid, width, height, settings.blur_radius)
+    if pairs is None:
+        return torch.zeros(B, height, width, dtype=verts_cam.dtype, device=verts_cam.device)
+    bf, pair_face, p, pix = pairs
     tri_bf = tri.reshape(-1, 3, 2).index_select(0, bf)
     acc = _SoftRasterPairs.apply(tri_bf, pair_face, p, pix, B * height * width,
                                  float(settings.sigma))
@@ -275,3 +301,51 @@ def opencv_silhouette(verts_cam: np.ndarray, faces: np.ndarray, camera: PinholeC
     for t in tri:  # fillPoly would XOR overlapping triangles; convex fills add up
         cv2.fillConvexPoly(out, t, 1, lineType=cv2.LINE_8, shift=4)
     return out
+
+
+def render_silhouette_jacobian(verts_cam: torch.Tensor, dverts_cam: torch.Tensor,
+                               faces: torch.Tensor, K: torch.Tensor,  # noqa: N803
+                               width: int, height: int, settings: RasterSettings | None = None
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft silhouette of one pose and its Jacobian w.r.t. m parameters (forward mode).
+
+    verts_cam: (V, 3) vertices in the optical frame; dverts_cam: (V, 3, m) their derivatives
+    w.r.t. the parameters. Returns S (H, W) and dS/dparams (H, W, m), the same quantity that
+    `render_silhouette` differentiates, accumulated per pixel in one pass (no autograd), for
+    Gauss-Newton / Levenberg-Marquardt steps.
+    """
+    settings = settings or RasterSettings()
+    _check_inputs(verts_cam[None], faces, K, width, height)
+    V, m = verts_cam.shape[0], dverts_cam.shape[-1]
+    if dverts_cam.shape != (V, 3, m):
+        raise ValueError(f'dverts_cam must be (V, 3, m), got {tuple(dverts_cam.shape)}')
+    n_pix = height * width
+    with torch.no_grad():
+        tri, valid = _project_faces(verts_cam[None], faces, K, settings)
+        pairs = _candidate_pairs(tri, valid, width, height, settings.blur_radius)
+        zeros = torch.zeros(n_pix, dtype=verts_cam.dtype, device=verts_cam.device)
+        if pairs is None:
+            return zeros.reshape(height, width), zeros.new_zeros(height, width, m)
+        bf, pair_face, p, pix = pairs
+        acc, k, t_k, d_k, sig_sgn = _pair_terms(tri.reshape(-1, 3, 2).index_select(0, bf),
+                                               pair_face, p, pix, n_pix, settings.sigma)
+        # d(u, v)/d(params) per vertex: the pinhole Jacobian times d(verts)/d(params)
+        x, y, z = verts_cam.unbind(-1)
+        iz = 1.0 / z.clamp_min(1e-9)
+        fx, fy = K[0, 0], K[1, 1]
+        du = fx * iz[:, None] * (dverts_cam[:, 0] - x[:, None] * iz[:, None] * dverts_cam[:, 2])
+        dv = fy * iz[:, None] * (dverts_cam[:, 1] - y[:, None] * iz[:, None] * dverts_cam[:, 2])
+        duv = torch.stack([du, dv], 1)                                  # (V, 2, m)
+        vid = faces.index_select(0, bf).index_select(0, pair_face)      # (P, 3) vertex ids
+        va = vid.gather(1, k[:, None])[:, 0]
+        vb = vid.gather(1, ((k + 1) % 3)[:, None])[:, 0]
+        # d log(1 - D)/d(params) = -sig_sgn / sigma * d(d^2)/d(params), with
+        # d(d^2) = -2 d . ((1 - t) d a_k + t d a_k+1)  (envelope theorem, closest edge k)
+        ja = torch.einsum('pc,pcm->pm', d_k, duv.index_select(0, va))
+        jb = torch.einsum('pc,pcm->pm', d_k, duv.index_select(0, vb))
+        dlog = (torch.lerp(ja, jb, t_k[:, None])
+                * (sig_sgn * (2.0 / settings.sigma))[:, None])           # (P, m)
+        dacc = zeros.new_zeros(n_pix, m).index_add_(0, pix, dlog)
+        unc = torch.exp(acc)
+        return (1.0 - unc).reshape(height, width), (-unc[:, None] * dacc).reshape(
+            height, width, m)
