@@ -15,10 +15,12 @@ export PATH := $(VENV)/bin:$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt setup.py package.xml scripts/build_msgs.sh
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-orbslam.txt setup.py package.xml \
+          scripts/build_msgs.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-orbslam.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	bash scripts/build_msgs.sh $(VENV)
 	@touch $(STAMP)

@@ -19,7 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo_cmd, eval_cmd, evaltraj_cmd, fit_cmd, replay_cmd, synth_cmd
+from . import (
+    demo_cmd,
+    eval_cmd,
+    evaltraj_cmd,
+    fit_cmd,
+    orbslam_cmd,
+    reconstruct_cmd,
+    replay_cmd,
+    synth_cmd,
+)
 
 SUBCOMMANDS = {
     'fit': fit_cmd,
@@ -28,6 +37,8 @@ SUBCOMMANDS = {
     'replay': replay_cmd,
     'eval': eval_cmd,
     'eval-traj': evaltraj_cmd,
+    'reconstruct': reconstruct_cmd,
+    'orbslam': orbslam_cmd,
 }
 
 

@@ -1,0 +1,32 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Reconstruct: a mesh from one image (Occupancy Network), metric scale from the ground plane."""
+
+from .mise import evaluate_grid, extract_mesh, grid_to_mesh, logit
+from .onet import N_PARAMETERS, OccupancyNetwork, preprocess
+from .scale import ground_plane_from_height, ground_plane_from_transform, scale_to_ground
+
+__all__ = [
+    'N_PARAMETERS',
+    'OccupancyNetwork',
+    'evaluate_grid',
+    'extract_mesh',
+    'grid_to_mesh',
+    'ground_plane_from_height',
+    'ground_plane_from_transform',
+    'logit',
+    'preprocess',
+    'scale_to_ground',
+]
