@@ -37,8 +37,15 @@ def test_demo_round_trip(tmp_path):
     for name in ('poses.csv', 'errors.png', 'overlay.gif', 'replay/metadata.yaml',
                  'scene/scene.json', 'scene/bag/metadata.yaml'):
         assert (tmp_path / name).exists(), name
+    ego = json.loads((tmp_path / 'egomotion.json').read_text())
+    for name in ('single', 'multi'):
+        assert ego[name]['frames'] == 6 and ego[name]['rrb_poses'] >= 3
+        assert ego[name]['rrb_ate'] < 0.1, ego  # metres, Sim(3)-aligned to ground truth
+        assert 'orbslam_ate' in ego[name]
+        assert (tmp_path / f'egomotion_{name}.png').exists()
     # a second run in the same folder replaces the demo's own products
-    proc = subprocess.run([RRB, 'demo', '--out', str(tmp_path), '--frames', '3'],
+    proc = subprocess.run([RRB, 'demo', '--out', str(tmp_path), '--frames', '3',
+                           '--no-egomotion'],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     second = json.loads((tmp_path / 'metrics.json').read_text())

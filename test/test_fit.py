@@ -74,3 +74,36 @@ def test_mask_touching_the_border_is_fitted(chair, rng):
     result = PoseFitter(chair).fit(case.mask, cam, perturb(T, rng, 10.0, 0.05))
     rot, trans = errors(result.T_cam_obj, T)
     assert rot < 3.0 and trans < 0.03
+
+
+def test_occluded_object_in_a_two_object_frame(rng):
+    # chair A partly hidden behind box B: B's pixels must not count against A's pose
+    import trimesh
+
+    from rrb_ros.core.geometry import make_T, viewpoint_rotation
+    from rrb_ros.core.mesh import validate
+    from rrb_ros.core.objects import default_camera, procedural_chair
+    from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec
+    from rrb_ros.core.render import hard_silhouette
+    cam = default_camera()
+    chair = subdivide(procedural_chair(rng), 1500)
+    box = trimesh.creation.box((0.25, 0.25, 0.5))
+    box = validate(box.vertices, box.faces)
+    R = viewpoint_rotation(0.5, 0.35, 0.0)
+    centre = chair.vertices.mean(0)
+    T_a = make_T(R, cam.backproject(np.array([[320.0, 260.0]]), 2.2)[0] - R @ centre)
+    T_b = make_T(R, cam.backproject(np.array([[270.0, 280.0]]), 1.4)[0])
+    sil_a = hard_silhouette(chair.vertices @ T_a[:3, :3].T + T_a[:3, 3], chair.faces, cam)
+    sil_b = hard_silhouette(box.vertices @ T_b[:3, :3].T + T_b[:3, 3], box.faces, cam)
+    labels = np.zeros(sil_a.shape, np.uint8)
+    labels[sil_a] = 1
+    labels[sil_b] = 2  # B is in front
+    hidden = (sil_a & sil_b).sum() / sil_a.sum()
+    assert 0.1 < hidden < 0.6
+    pipeline = FramePipeline([ObjectSpec('chair', 1, chair), ObjectSpec('box', 2, box)])
+    start = perturb(T_a, rng, 10.0, 0.05)
+    pipeline._last['chair'] = start
+    result = pipeline.process(Frame(1, 'camera_optical', cam, labels))
+    pose = {p.name: p for p in result.poses}['chair']
+    rot, trans = errors(pose.T_cam_obj, T_a)
+    assert rot < 2.0 and trans < 0.02, (rot, trans, pose.iou)

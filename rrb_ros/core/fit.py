@@ -185,20 +185,28 @@ class PoseFitter:
     # -- public ------------------------------------------------------------------------------
 
     def fit(self, mask: np.ndarray, camera: PinholeCamera,
-            T_init: np.ndarray | None = None) -> FitResult:  # noqa: N803
+            T_init: np.ndarray | None = None,  # noqa: N803
+            ignore: np.ndarray | None = None) -> FitResult:
         """Fit the pose to `mask` (H, W; non-zero = object) seen by `camera`.
 
         With `T_init` (4x4 T_cam_obj) the pose is refined from it; without, the viewpoint grid
-        initialises it. Raises FitError on unusable input.
+        initialises it. `ignore` (H, W; non-zero = unknown) marks pixels that may hide the
+        object, e.g. other objects in front of it: they count neither for nor against a pose.
+        Raises FitError on unusable input.
         """
         t_start = time.perf_counter()
         s = self.settings
         mask = self._check_mask(mask, camera)
+        if ignore is not None:
+            ignore = np.asarray(ignore) != 0
+            if ignore.shape != mask.shape:
+                raise FitError(f'ignore map is {ignore.shape}, the mask {mask.shape}')
+            ignore = ignore & ~mask
         box = mask_box(mask)
         x0, y0, side = crop_window(box, s.crop_scale)
-        scoring = self._crop(mask, camera, x0, y0, side, s.init_resolution)
-        coarse = self._crop(mask, camera, x0, y0, side, s.coarse_resolution)
-        fine = self._crop(mask, camera, x0, y0, side, s.resolution)
+        scoring = self._crop(mask, camera, x0, y0, side, s.init_resolution, ignore)
+        coarse = self._crop(mask, camera, x0, y0, side, s.coarse_resolution, ignore)
+        fine = self._crop(mask, camera, x0, y0, side, s.resolution, ignore)
         iterations = 0
         if T_init is None:
             rotations = s.grid.rotations()
@@ -221,25 +229,26 @@ class PoseFitter:
         Rn = R[0].detach().cpu().double().numpy()
         T_cam_obj[:3, :3] = Rn
         T_cam_obj[:3, 3] = t[0].detach().cpu().double().numpy() - Rn @ self.centre
-        iou = self.silhouette_iou(T_cam_obj, mask, camera, (x0, y0, side))
+        iou = self.silhouette_iou(T_cam_obj, mask, camera, (x0, y0, side), ignore=ignore)
         return FitResult(T_cam_obj, iou, iterations, time.perf_counter() - t_start,
                          float(loss[0]))
 
     def silhouette_iou(self, T_cam_obj: np.ndarray, mask: np.ndarray,  # noqa: N803
                        camera: PinholeCamera, window: tuple[int, int, int] | None = None,
-                       max_resolution: int = 256) -> float:
+                       max_resolution: int = 256, ignore: np.ndarray | None = None) -> float:
         """Hard silhouette IoU of the mesh at T_cam_obj against the mask, in the image.
 
         Pixels are counted in the square `window` (x0, y0, side; default: the mask's fitting
         window), resampled to at most `max_resolution` pixels a side so that the figure costs
-        milliseconds; pixels outside the image do not count. The fitting mesh is used.
+        milliseconds; pixels outside the image or in `ignore` do not count. The fitting mesh
+        is used.
         """
         mask = np.asarray(mask) != 0
         if window is None:
             window = crop_window(mask_box(mask), self.settings.crop_scale)
         x0, y0, side = window
         res = min(side, max_resolution)
-        crop = self._crop(mask, camera, x0, y0, side, res)
+        crop = self._crop(mask, camera, x0, y0, side, res, ignore)
         v, f, _ = self._fine
         R = torch.as_tensor(T_cam_obj[:3, :3], dtype=torch.float32, device=self.device)
         t = torch.as_tensor(T_cam_obj[:3, :3] @ self.centre + T_cam_obj[:3, 3],
@@ -271,8 +280,10 @@ class PoseFitter:
         return mask
 
     def _crop(self, mask: np.ndarray, camera: PinholeCamera, x0: int, y0: int, side: int,
-              res: int) -> _Crop:
+              res: int, ignore: np.ndarray | None = None) -> _Crop:
         m, valid = _window(mask.astype(np.float32), x0, y0, side)
+        if ignore is not None:
+            valid *= 1.0 - _window(ignore.astype(np.float32), x0, y0, side)[0]
         interp = cv2.INTER_AREA if side >= res else cv2.INTER_LINEAR
         m = cv2.resize(m, (res, res), interpolation=interp)
         valid = cv2.resize(valid, (res, res), interpolation=interp)

@@ -165,8 +165,10 @@ class FramePipeline:
                 rejected[obj.name] = f'not visible ({n} mask pixels)'
                 continue
             start = self._last.get(obj.name)
+            # other objects' pixels may hide this one: they neither support nor refute a pose
+            others = (mask != 0) & ~obj_mask
             try:
-                res = fitter.fit(obj_mask, cam, start)
+                res = fitter.fit(obj_mask, cam, start, ignore=others if others.any() else None)
             except FitError as exc:
                 rejected[obj.name] = str(exc)
                 self._last.pop(obj.name, None)

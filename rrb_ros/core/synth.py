@@ -313,17 +313,24 @@ def handheld(centre: Sequence[float], n_frames: int, rng: np.random.Generator, *
 TRAJECTORIES = ('orbit', 'handheld')
 
 
+MAX_DEG_PER_FRAME = 1.5
+"""Largest sweep of a generated trajectory per frame (degrees; ~45 deg/s at 30 Hz)."""
+
+
 def scene_trajectory(scene: Scene, kind: str, n_frames: int, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Return the `kind` ('orbit' or 'handheld') trajectory sized for `scene`."""
     radius = float(np.clip(2.2 + scene.radius_xy, 2.5, 3.5))
     target_height = 0.45 * min(scene.height, 1.5)
+    # a camera does not teleport: short sequences sweep a shorter arc
+    max_arc = MAX_DEG_PER_FRAME * max(n_frames - 1, 1)
     if kind == 'orbit':
-        return orbit(scene.centre, n_frames, radius=radius, arc_deg=rng.uniform(120, 180),
+        return orbit(scene.centre, n_frames, radius=radius,
+                     arc_deg=min(rng.uniform(120, 180), max_arc),
                      start_deg=rng.uniform(0, 360), target_height=target_height)
     if kind == 'handheld':
-        return handheld(scene.centre, n_frames, rng, radius=radius, arc_deg=rng.uniform(90, 150),
-                        target_height=target_height)
+        return handheld(scene.centre, n_frames, rng, radius=radius,
+                        arc_deg=min(rng.uniform(90, 150), max_arc), target_height=target_height)
     raise ValueError(f'unknown trajectory {kind!r}; choose one of {", ".join(TRAJECTORIES)}')
 
 

@@ -22,6 +22,14 @@ the ground truth (`rrb eval`). Everything lands in one folder:
   replay/           the output bag (inputs + /camera/object_pose, /tf, markers, overlay, ...)
   metrics.json      frames, rot_err_median_deg, acc_pi6, trans_err_median_m, box_iou_mean, ...
   poses.csv, errors.png, overlay.gif
+
+Then the egomotion comparison of the paper's section 4.1 on the single-chair sequence and on a
+two-chair one (multi/): the object-centric camera trajectory (ObjectCentricOdometry over the
+replayed poses) and monocular ORB-SLAM3 (`rrb orbslam`, when pyorbslam3 is installed), both
+Sim(3)-aligned to the ground truth:
+
+  egomotion.json    {"single": {"rrb_ate", "orbslam_ate", "frames", ...}, "multi": {...}}
+  egomotion_single.png, egomotion_multi.png   top-down trajectories
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ import shutil
 import time
 
 from rrb_ros.core.config import build_pipeline, read_params_file, with_defaults
+from rrb_ros.core.egomotion import compare_trajectories, EgomotionSettings, ObjectCentricOdometry
+from rrb_ros.core.metrics import read_tum
 from rrb_ros.ros.outputs import OutputBuilder
-from rrb_ros.tools import eval_cmd, replay_cmd, synth_cmd
+from rrb_ros.tools import eval_cmd, orbslam_cmd, replay_cmd, synth_cmd
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('demo', help='synth -> replay -> eval on generated data',
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', default='results', help='output folder (default: %(default)s)')
-    p.add_argument('--frames', type=int, default=60, help='frames to generate (default: 60)')
+    p.add_argument('--frames', type=int, default=90, help='frames to generate (default: 90)')
+    p.add_argument('--no-egomotion', action='store_true',
+                   help='skip the egomotion comparison (pose experiment only)')
     p.add_argument('--preset', default='single', choices=['single', 'multi'])
     p.add_argument('--seed', type=int, default=7, help='random seed (default: 7)')
     p.set_defaults(run=run)
@@ -55,19 +67,94 @@ def run(args: argparse.Namespace) -> int:
     for owned in ('scene', 'replay'):  # the demo's own products from an earlier run
         shutil.rmtree(out / owned, ignore_errors=True)
     t0 = time.perf_counter()
-    print(f'== 1/3 synth: {args.frames} frames, preset {args.preset}')
+    print(f'== 1/4 synth: {args.frames} frames, preset {args.preset}')
     synth_cmd.generate(out / 'scene', preset=args.preset, frames=args.frames, seed=args.seed)
-    print('== 2/3 replay: the pose pipeline over the bag')
-    params = with_defaults(read_params_file(out / 'scene' / 'rrb.yaml'))
-    pipeline = build_pipeline(params)
-    outputs = OutputBuilder(pipeline, str(params['object_frame_prefix']))
-    summary = replay_cmd.replay(out / 'scene' / 'bag', out / 'replay', pipeline, outputs,
-                                '/camera/image_raw', '/camera/mask', '/camera/camera_info')
+    print('== 2/4 replay: the pose pipeline over the bag')
+    summary = replay_scene(out / 'scene', out / 'replay')
     (out / 'replay_summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-    print('== 3/3 eval')
+    print('== 3/4 eval')
     eval_cmd.run(argparse.Namespace(
         bag=str(out / 'replay'), scene=str(out / 'scene'), out=str(out), prefix='rrb/',
         mask='/camera/mask', overlay='/camera/overlay',
         replay_summary=str(out / 'replay_summary.json')))
+    if not args.no_egomotion:
+        print('== 4/4 egomotion: object-centric trajectory vs monocular ORB-SLAM3')
+        shutil.rmtree(out / 'multi', ignore_errors=True)
+        synth_cmd.generate(out / 'multi' / 'scene', preset='multi', frames=args.frames,
+                           seed=args.seed + 2)
+        replay_scene(out / 'multi' / 'scene', out / 'multi' / 'replay')
+        report = {name: egomotion(folder / 'scene', folder / 'replay',
+                                  out / f'egomotion_{name}.png')
+                  for name, folder in (('single', out), ('multi', out / 'multi'))}
+        (out / 'egomotion.json').write_text(json.dumps(report, indent=2) + '\n')
+        print(f'  {"sequence":<8} {"frames":>6} {"RRB ATE":>9} {"ORB-SLAM3 ATE":>14}  (m, Sim(3))')
+        for name, r in report.items():
+            rrb, orb = (('n/a' if v is None else f'{v:.4f}')
+                        for v in (r['rrb_ate'], r['orbslam_ate']))
+            print(f'  {name:<8} {r["frames"]:>6} {rrb:>9} {orb:>14}')
     print(f'demo finished in {time.perf_counter() - t0:.0f} s; results in {out}/')
     return 0
+
+
+def replay_scene(scene: Path, out_bag: Path) -> dict:
+    """Replay a generated scene's bag with its own pose_node parameters."""
+    params = with_defaults(read_params_file(scene / 'rrb.yaml'))
+    pipeline = build_pipeline(params)
+    outputs = OutputBuilder(pipeline, str(params['object_frame_prefix']))
+    return replay_cmd.replay(scene / 'bag', out_bag, pipeline, outputs, '/camera/image_raw',
+                             '/camera/mask', '/camera/camera_info')
+
+
+def egomotion(scene: Path, replayed: Path, plot: Path) -> dict:
+    """Object-centric and ORB-SLAM3 trajectories of one sequence against its ground truth."""
+    gt = read_tum(scene / 'gt_camera.tum')
+    preds, _, _ = eval_cmd.read_outputs(replayed, 'rrb/', '/camera/mask', '')
+    # the generated orbits sweep 120-180 deg in a few seconds (up to ~0.1 m per frame): allow
+    # larger jumps than the default for hand-held speeds
+    odometry = ObjectCentricOdometry(EgomotionSettings(max_jump=0.5))
+    for stamp_ns in sorted({s for s, _ in preds}):
+        odometry.update(stamp_ns * 1e-9, {name: (T, 1.0) for (s, name), T in preds.items()
+                                          if s == stamp_ns})
+    result = {'frames': len(gt), 'rrb_ate': None, 'rrb_poses': len(odometry),
+              'orbslam_ate': None, 'orbslam_poses': 0}
+    rrb_aligned = None
+    try:
+        rrb_aligned, rrb_scores = compare_trajectories(gt, odometry.trajectory())
+        result.update(rrb_ate=rrb_scores['ate_rmse'], rrb_scale=rrb_scores['scale'])
+    except ValueError as exc:  # too few camera poses to align
+        print(f'  RRB trajectory not scored: {exc}')
+    orb_aligned = None
+    try:
+        orb, summary = orbslam_cmd.run_orbslam(scene / 'bag', orbslam_cmd.cached_vocabulary())
+    except ValueError as exc:  # pyorbslam3 not installed
+        print(f'  ORB-SLAM3 skipped: {exc}')
+        orb = None
+    if orb is not None:
+        try:
+            orb_aligned, orb_scores = compare_trajectories(gt, orb)
+        except ValueError as exc:  # too few tracked poses to align
+            print(f'  ORB-SLAM3 not scored: {exc}')
+        else:
+            result.update(orbslam_ate=orb_scores['ate_rmse'], orbslam_poses=len(orb),
+                          orbslam_scale=orb_scores['scale'])
+    plot_top_down(gt, rrb_aligned, orb_aligned, plot)
+    return result
+
+
+def plot_top_down(gt, rrb, orb, path: Path) -> None:
+    """Top-down (x-y) view of ground truth and the Sim(3)-aligned estimates, as in the paper."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for traj, label, style in ((gt, 'ground truth', 'k-'), (rrb, 'RRB (object-centric)', 'r.-'),
+                               (orb, 'ORB-SLAM3 (monocular)', 'b.-')):
+        if traj is not None:
+            ax.plot(traj.positions[:, 0], traj.positions[:, 1], style, label=label, ms=3)
+    ax.set_xlabel('x (m)')
+    ax.set_ylabel('y (m)')
+    ax.set_aspect('equal')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
