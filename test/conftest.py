@@ -47,3 +47,28 @@ def chair(rng):
     """Build a procedural chair (closed parts, metres) of about 2,000 faces."""
     from rrb_ros.core.objects import procedural_chair, subdivide
     return subdivide(procedural_chair(rng), 1500)
+
+
+def spinning_test_node(name: str):
+    """Yield an rclpy node in a context of its own, spun by an executor thread; clean up after.
+
+    The geometry2 test pattern: the test keeps its own Context, so it never shares global
+    rclpy state with the code under test.
+    """
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node(name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+    thread.join(timeout=10.0)

@@ -30,13 +30,11 @@ import sys
 import threading
 import time
 
+from conftest import spinning_test_node
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path as PathMsg
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header, String
 
 from rrb_ros.core.geometry import from_rotvec, invert_T, make_T
@@ -142,18 +140,7 @@ def start(workdir: Path, *params: str) -> subprocess.Popen:
 @pytest.fixture(scope='module')
 def ros():
     """Return a test node whose own context is spun by an executor in a thread."""
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('egomotion_node_test', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=10.0)
+    yield from spinning_test_node('egomotion_node_test')
 
 
 def poses_of(path_msg) -> tuple[list[int], np.ndarray]:

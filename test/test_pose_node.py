@@ -22,9 +22,9 @@ matched endpoints, received messages or log lines, bounded, never a fixed sleep.
 
 import math
 import re
-import threading
 import time
 
+from conftest import spinning_test_node
 from frame_publisher import (
     ChairScene,
     FRAME_ID,
@@ -35,9 +35,6 @@ from frame_publisher import (
 )
 import numpy as np
 import pytest
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from visualization_msgs.msg import Marker
 
 from rrb_ros.core.geometry import from_rotvec, rotation_angle
@@ -55,18 +52,7 @@ WARN_PERIOD = 600.0         # s; longer than the module, so each kind of warning
 @pytest.fixture(scope='module')
 def ros():
     """Return a test node whose own context is spun by an executor in a thread."""
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node('pose_node_test', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(timeout=10.0)
+    yield from spinning_test_node('pose_node_test')
 
 
 @pytest.fixture(scope='module')
