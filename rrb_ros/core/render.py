@@ -124,35 +124,38 @@ def _pair_terms(tri: torch.Tensor, pair_face: torch.Tensor, p: torch.Tensor, pix
     sigmoid(x) * sign, the factor of d log(1 - S) / d(d^2) (up to -1 / sigma).
     """
     # structure of arrays: contiguous (P,) rows vectorise far better than (P, 3, 2)
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    orient = (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sign()
+    e = tri.roll(-1, dims=1) - tri                                   # (nF, 3, 2) edges
+    orient = (e[:, 0, 0] * e[:, 1, 1] - e[:, 0, 1] * e[:, 1, 0]).sign()
+    inv = 1.0 / (e * e).sum(-1).clamp_min(1e-12)                      # (nF, 3)
     table = torch.cat([tri.reshape(-1, 6), orient[:, None]], 1)      # (nF, 7)
-    rows = table.index_select(0, pair_face)                      # (P, 7)
+    rows = table.index_select(0, pair_face)                          # (P, 7)
     vx, vy, o = rows[:, 0:6:2].T, rows[:, 1:6:2].T, rows[:, 6]
     px, py = p[0], p[1]
-    t_all = torch.empty(3, p.shape[1], dtype=p.dtype, device=p.device)
-    dx_all, dy_all, d2_all = torch.empty_like(t_all), torch.empty_like(t_all), \
-        torch.empty_like(t_all)
-    inside = None
+    best = None
     for i in range(3):
         j = (i + 1) % 3
         ex, ey = vx[j] - vx[i], vy[j] - vy[i]
         wx, wy = px - vx[i], py - vy[i]
-        c_in = (ex * wy - ey * wx) * o >= 0
-        inside = c_in if inside is None else inside & c_in
-        t = ((wx * ex + wy * ey) / (ex * ex + ey * ey).clamp_min_(1e-12)).clamp_(0.0, 1.0)
-        dx, dy = wx - t * ex, wy - t * ey
-        t_all[i], dx_all[i], dy_all[i] = t, dx, dy
-        d2_all[i] = dx * dx + dy * dy
-    d2, k = d2_all.min(0)
+        c_in = (ex * wy - ey * wx).mul_(o) >= 0
+        t = torch.addcmul(wx * ex, wy, ey).mul_(inv[:, i].index_select(0, pair_face))
+        t.clamp_(0.0, 1.0)
+        dx, dy = wx.sub_(t * ex), wy.sub_(t * ey)
+        d2 = torch.addcmul(dx * dx, dy, dy)
+        if best is None:
+            inside = c_in
+            best = [d2, t, dx, dy, torch.zeros_like(pair_face)]
+        else:
+            inside &= c_in
+            closer = d2 < best[0]    # keep the closest edge's terms, no (3, P) gather
+            for slot, value in enumerate((d2, t, dx, dy)):
+                best[slot] = torch.where(closer, value, best[slot])
+            best[4] = torch.where(closer, i, best[4])
+    d2, t_k, dx, dy, k = best
     sgn = inside.to(p.dtype).mul_(2.0).sub_(1.0)
-    x = sgn * d2 / sigma
+    x = (sgn * d2).mul_(1.0 / sigma)
     acc = torch.zeros(n_pix, dtype=p.dtype, device=p.device)
-    acc.index_add_(0, pix, -F.softplus(x))
-    kk = k[None]
-    t_k = t_all.gather(0, kk)[0]
-    d_k = torch.stack([dx_all.gather(0, kk)[0], dy_all.gather(0, kk)[0]], 1)
-    return acc, k, t_k, d_k, torch.sigmoid(x) * sgn
+    acc.index_add_(0, pix, F.softplus(x), alpha=-1.0)
+    return acc, k, t_k, torch.stack([dx, dy], 1), torch.sigmoid(x).mul_(sgn)
 
 
 class _SoftRasterPairs(torch.autograd.Function):
