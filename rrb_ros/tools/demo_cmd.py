@@ -108,7 +108,7 @@ def replay_scene(scene: Path, out_bag: Path) -> dict:
 def egomotion(scene: Path, replayed: Path, plot: Path) -> dict:
     """Object-centric and ORB-SLAM3 trajectories of one sequence against its ground truth."""
     gt = read_tum(scene / 'gt_camera.tum')
-    preds, _, _ = eval_cmd.read_outputs(replayed, 'rrb/', '/camera/mask', '')
+    preds, _, _ = eval_cmd.read_outputs(replayed, 'rrb/', mask_topic='', overlay_topic='')
     # the generated orbits sweep 120-180 deg in a few seconds (up to ~0.1 m per frame): allow
     # larger jumps than the default for hand-held speeds
     odometry = ObjectCentricOdometry(EgomotionSettings(max_jump=0.5))
