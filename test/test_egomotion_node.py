@@ -216,12 +216,7 @@ def test_trajectory_metrics_and_files(ros, tmp_path):
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        code = wait_exit(proc)
     assert code == 0, f'exit code {code}' + output(proc)
     assert 'Traceback' not in Path(proc.stderr_path).read_text(), output(proc)
     traj = read_tum(rrb_tum)
@@ -231,13 +226,18 @@ def test_trajectory_metrics_and_files(ros, tmp_path):
     assert len(orb) == n_orb and np.allclose(orb.poses, sent, atol=1e-9)
 
 
-def test_bad_parameter_fails_fast(tmp_path):
-    proc = start(tmp_path, 'align:=umeyama')
+def wait_exit(proc) -> int:
+    """Return the exit code of `proc`, killing it if it outlives TIMEOUT."""
     try:
-        code = proc.wait(timeout=TIMEOUT)
+        return proc.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
         raise
+
+
+def test_bad_parameter_fails_fast(tmp_path):
+    proc = start(tmp_path, 'align:=umeyama')
+    code = wait_exit(proc)
     assert code == 1
     assert 'cannot start: align must be' in Path(proc.stderr_path).read_text(), output(proc)

@@ -36,7 +36,7 @@ from typing import Mapping
 import numpy as np
 
 from rrb_ros.core.geometry import check_rigid, invert_T, rotation_angle
-from rrb_ros.core.metrics import align, associate, evaluate_trajectory, Trajectory
+from rrb_ros.core.metrics import apply_alignment, evaluate_with_alignment, Trajectory
 
 
 @dataclass
@@ -273,13 +273,8 @@ def compare_trajectories(ref: Trajectory, est: Trajectory, mode: str = 'sim3', d
     as `metrics.align` does, and applied to every pose of `est`, e.g. to draw an ORB-SLAM
     trajectory in the RRB world frame. Returns (aligned `est`, the metrics dictionary).
     """
-    scores = evaluate_trajectory(ref, est, align=mode, delta=delta, max_diff=max_diff)
-    ref_m, est_m = associate(ref, est, max_diff)
-    _, (R, t, s) = align(ref_m, est_m, mode)
-    poses = est.poses.copy()
-    poses[:, :3, :3] = R @ est.poses[:, :3, :3]
-    poses[:, :3, 3] = (s * est.positions) @ R.T + t
-    return Trajectory(est.stamps, poses), scores
+    scores, (R, t, s) = evaluate_with_alignment(ref, est, mode, delta, max_diff)
+    return apply_alignment(est, R, t, s), scores
 
 
 # --------------------------------------------------------------------------- helpers

@@ -133,6 +133,7 @@ class _Crop:
     camera: PinholeCamera      # camera of the resampled crop
     target: torch.Tensor       # (H, W) mask in [0, 1]
     weight: torch.Tensor       # (H, W) 1 inside the image, 0 where the crop leaves it
+    K: torch.Tensor            # (3, 3) float32 intrinsics of `camera`, on the fitting device
 
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -253,7 +254,7 @@ class PoseFitter:
         R = torch.as_tensor(T_cam_obj[:3, :3], dtype=torch.float32, device=self.device)
         t = torch.as_tensor(T_cam_obj[:3, :3] @ self.centre + T_cam_obj[:3, 3],
                             dtype=torch.float32, device=self.device)
-        K = torch.as_tensor(crop.camera.K, dtype=torch.float32, device=self.device)
+        K = crop.K
         with torch.no_grad():
             sil = render_silhouette((v @ R.T + t)[None], f, K, res, res,
                                     RasterSettings(sigma=1e-4, cutoff=1.0))[0] > 0.5
@@ -287,9 +288,10 @@ class PoseFitter:
         interp = cv2.INTER_AREA if side >= res else cv2.INTER_LINEAR
         m = cv2.resize(m, (res, res), interpolation=interp)
         valid = cv2.resize(valid, (res, res), interpolation=interp)
-        return _Crop(camera.crop(x0, y0, side, side, res, res),
-                     torch.as_tensor(m, device=self.device),
-                     torch.as_tensor(valid, device=self.device))
+        cam = camera.crop(x0, y0, side, side, res, res)
+        return _Crop(cam, torch.as_tensor(m, device=self.device),
+                     torch.as_tensor(valid, device=self.device),
+                     torch.as_tensor(cam.K, dtype=torch.float32, device=self.device))
 
     def _best_hypotheses(self, rotations: np.ndarray, crop: _Crop, camera: PinholeCamera,
                          box: tuple[float, float, float, float],
@@ -313,7 +315,7 @@ class PoseFitter:
                 mesh: tuple, sigma: float) -> torch.Tensor:
         v, f, _ = mesh
         verts = v @ R.transpose(1, 2) + t[:, None, :]
-        K = torch.as_tensor(crop.camera.K, dtype=torch.float32, device=self.device)
+        K = crop.K
         settings = RasterSettings(sigma=sigma, cull_backfaces=self._cull)
         return render_silhouette(verts, f, K, crop.camera.width, crop.camera.height, settings)
 
@@ -339,7 +341,7 @@ class PoseFitter:
         """
         v, f, _ = mesh
         cam = crop.camera
-        K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)
+        K = crop.K
         settings = RasterSettings(sigma=sigma, cull_backfaces=self._cull)
         w = crop.weight.reshape(-1)
         target = crop.target.reshape(-1)

@@ -369,10 +369,16 @@ def align(ref: Trajectory, est: Trajectory, mode: str = 'sim3'
     if len(est) < 3:
         raise ValueError(f'alignment needs at least 3 associated poses, got {len(est)}')
     R, t, s = umeyama(est.positions, ref.positions, with_scale=(mode == 'sim3'))
-    poses = est.poses.copy()
-    poses[:, :3, :3] = R @ est.poses[:, :3, :3]
-    poses[:, :3, 3] = (s * est.positions) @ R.T + t
-    return Trajectory(est.stamps, poses), (R, t, float(s))
+    return apply_alignment(est, R, t, s), (R, t, float(s))
+
+
+def apply_alignment(traj: Trajectory, R: np.ndarray, t: np.ndarray,  # noqa: N803
+                    s: float) -> Trajectory:
+    """Apply an alignment (R, t, s) from `align` to every pose of `traj` (evo's convention)."""
+    poses = traj.poses.copy()
+    poses[:, :3, :3] = R @ traj.poses[:, :3, :3]
+    poses[:, :3, 3] = (s * traj.positions) @ R.T + t
+    return Trajectory(traj.stamps, poses)
 
 
 def ate_rmse(ref: Trajectory, est: Trajectory) -> float:
@@ -413,16 +419,24 @@ def evaluate_trajectory(ref: Trajectory, est: Trajectory, align: str = 'sim3', d
     and `rpe_rot_rmse_deg` (degrees) over `delta`-frame pairs of the aligned estimate,
     `scale` (the Sim(3) scale, 1 otherwise), `pairs` (number of associated poses).
     """
+    return evaluate_with_alignment(ref, est, align, delta, max_diff)[0]
+
+
+def evaluate_with_alignment(ref: Trajectory, est: Trajectory, align: str = 'sim3',
+                            delta: int = 1, max_diff: float = 0.01
+                            ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray, float]]:
+    """Return `evaluate_trajectory`'s scores and the alignment (R, t, s) they were made with."""
     ref_m, est_m = associate(ref, est, max_diff)
-    est_a, (_, _, s) = _align(ref_m, est_m, align)
+    est_a, (R, t, s) = _align(ref_m, est_m, align)
     rpe_t, rpe_r = rpe(ref_m, est_a, delta)
-    return {
+    scores = {
         'ate_rmse': ate_rmse(ref_m, est_a),
         'rpe_trans_rmse': rpe_t,
         'rpe_rot_rmse_deg': rpe_r,
         'scale': s,
         'pairs': len(ref_m),
     }
+    return scores, (R, t, s)
 
 
 _align = align  # evaluate_trajectory's `align` argument shadows the function
