@@ -15,7 +15,8 @@
 """egomotion_node end to end: the console script as a process, object TF in, trajectory out.
 
 The test side is an `rclpy.Context` with an executor spinning in a thread; it publishes the
-poses of two static objects on /tf as pose_node does, and ORB-SLAM-like poses (a scaled and
+poses of two static objects as pose_node does (on /tf, or as detections with the fit IoU, plus
+a badly fitted moving "ghost" that must be ignored), and ORB-SLAM-like poses (a scaled and
 rotated copy of the true trajectory). Every wait is bounded and on a condition, never a fixed
 sleep.
 """
@@ -74,6 +75,22 @@ def object_tf(i: int):
         invert_T(camera_pose(i)) @ OBJECTS[n], header, f'rrb/{n}') for n in names])
 
 
+def object_detections(i: int):
+    """Return frame i's Detection3DArray as pose_node sends it, plus a ghost of IoU 0.3.
+
+    The ghost moves (0.2 m per frame), so it is no static landmark; its low fit IoU keeps it
+    out (min_weight 0.5) even in the first frame, where no consistency check could.
+    """
+    header = Header(stamp=convert.ns_to_stamp(STAMPS_NS[i]), frame_id=OPTICAL)
+    names = ['chair_a'] + (['chair_b'] if i >= LATE else [])
+    dets = [convert.detection3d(invert_T(camera_pose(i)) @ OBJECTS[n], header, n, 0.95,
+                                [0.5, 0.5, 0.9], [0, 0, 0.45], n) for n in names]
+    ghost = make_T(from_rotvec([0.0, 0.0, 0.3 * i]), [0.2 * i, 0.0, 0.0])
+    dets.insert(0, convert.detection3d(invert_T(camera_pose(i)) @ ghost, header, 'ghost', 0.3,
+                                       [0.5, 0.5, 0.5], [0, 0, 0.25], 'ghost'))
+    return convert.detection3d_array(dets, header)
+
+
 class Recorder:
     """The test side: publishers of the node's inputs, a record of its outputs."""
 
@@ -84,6 +101,8 @@ class Recorder:
         self.received = {'camera_path': [], 'orbslam_path': [], 'egomotion_metrics': [],
                          '/tf': []}
         self.pub_tf = node.create_publisher(convert.TFMessage, '/tf', TF_QOS)
+        self.pub_det = (node.create_publisher(convert.Detection3DArray, 'detections', 100)
+                        if convert.HAVE_VISION_MSGS else None)
         self.pub_orbslam = node.create_publisher(PoseStamped, 'orbslam_pose', 100)
         self.subs = [node.create_subscription(t, name, self._recorder(name), q) for t, name, q in (
             (PathMsg, 'camera_path', 10), (PathMsg, 'orbslam_path', 10),
@@ -104,16 +123,20 @@ class Recorder:
         with self.cond:
             return self.received[topic][-1] if self.received[topic] else None
 
-    def wait_for_discovery(self, proc) -> None:
+    def wait_for_discovery(self, proc, source: str) -> None:
         """Wait until egomotion_node's endpoints and ours are matched both ways."""
         deadline = time.monotonic() + TIMEOUT
 
         def node_on(infos) -> bool:
             return any(i.node_name == 'egomotion_node' for i in infos)
 
-        while not (node_on(self.node.get_subscriptions_info_by_topic('/tf'))
-                   and node_on(self.node.get_publishers_info_by_topic('/tf'))
-                   and self.pub_tf.get_subscription_count() >= 2
+        def inputs() -> bool:
+            if source == 'tf':
+                return (node_on(self.node.get_subscriptions_info_by_topic('/tf'))
+                        and self.pub_tf.get_subscription_count() >= 2)
+            return self.pub_det.get_subscription_count() >= 1
+
+        while not (inputs() and node_on(self.node.get_publishers_info_by_topic('/tf'))
                    and self.pub_orbslam.get_subscription_count() >= 1
                    and all(s.get_publisher_count() >= 1 for s in self.subs)):
             assert proc.poll() is None, 'egomotion_node exited' + output(proc)
@@ -148,25 +171,35 @@ def poses_of(path_msg) -> tuple[list[int], np.ndarray]:
             np.array([convert.pose_to_matrix(p.pose) for p in path_msg.poses]))
 
 
-def test_trajectory_metrics_and_files(ros, tmp_path):
+@pytest.mark.parametrize('source', [
+    'tf', pytest.param('detections', marks=pytest.mark.skipif(
+        not convert.HAVE_VISION_MSGS, reason='vision_msgs is not built'))])
+def test_trajectory_metrics_and_files(ros, tmp_path, source):
     assert NODE.is_file(), f'{NODE} is missing: pip install -e .'
     rrb_tum, orbslam_tum = tmp_path / 'rrb.tum', tmp_path / 'orbslam.tum'
     proc = start(tmp_path, f'rrb_tum:={rrb_tum}', f'orbslam_tum:={orbslam_tum}',
-                 'metrics_period:=0.1')
+                 'metrics_period:=0.1', f'input:={source}', 'min_weight:=0.5')
+    rec = Recorder(ros)
+
+    def publish(i: int) -> None:
+        if source == 'tf':
+            rec.pub_tf.publish(object_tf(i))
+        else:
+            rec.pub_det.publish(object_detections(i))
+
     try:
-        rec = Recorder(ros)
-        rec.wait_for_discovery(proc)
+        rec.wait_for_discovery(proc, source)
         # The first frame again until it is answered: matched on our side does not prove the
         # node's reader has matched our writer yet. Repeats have the same stamp and are ignored.
         deadline = time.monotonic() + TIMEOUT
         while True:
-            rec.pub_tf.publish(object_tf(0))
+            publish(0)
             with rec.cond:
                 if rec.cond.wait_for(lambda: rec.received['camera_path'], 0.5):
                     break
             assert time.monotonic() < deadline, 'no camera_path' + output(proc)
         for i in range(1, N):
-            rec.pub_tf.publish(object_tf(i))
+            publish(i)
         rec.wait_for(lambda: rec.received['camera_path']
                      and len(rec.received['camera_path'][-1].poses) == N, f'{N} camera poses')
 
@@ -214,11 +247,18 @@ def test_trajectory_metrics_and_files(ros, tmp_path):
         assert rec.last('orbslam_path').header.frame_id == 'rrb/world'
         assert np.allclose(orb_poses, [anchored(i) for i in range(0, N, 2)], atol=1e-6)
     finally:
+        for pub in (rec.pub_tf, rec.pub_det):
+            if pub is not None:
+                ros.destroy_publisher(pub)
+        for sub in rec.subs:
+            ros.destroy_subscription(sub)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         code = wait_exit(proc)
     assert code == 0, f'exit code {code}' + output(proc)
-    assert 'Traceback' not in Path(proc.stderr_path).read_text(), output(proc)
+    log = Path(proc.stderr_path).read_text()
+    assert 'Traceback' not in log and 'ghost' not in log, output(proc)
+    assert 'added to the map: chair_b' in log, output(proc)
     traj = read_tum(rrb_tum)
     assert np.allclose(traj.stamps, np.array(STAMPS_NS) * 1e-9, rtol=0, atol=1e-6)
     assert np.allclose(traj.poses, [anchored(i) for i in range(N)], atol=1e-9)

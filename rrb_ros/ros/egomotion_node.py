@@ -14,7 +14,10 @@
 
 """egomotion_node: the camera trajectory from static objects' poses, compared with ORB-SLAM.
 
-Subscribed topics
+Subscribed topics (object poses: `input` chooses detections or /tf)
+  detections (vision_msgs/Detection3DArray): pose_node's per-frame objects; each detection's
+      hypothesis gives the name (class_id), the pose T_cam_obj and the weight (score = fit
+      IoU); objects weighing `min_weight` or less are ignored.
   /tf (tf2_msgs/TFMessage): object poses as pose_node publishes them, parent = camera optical
       frame, child = <object_frame_prefix><name>, stamp = image stamp; the transforms of one
       stamp are one frame. TF carries no fit quality, so every object weighs 1.
@@ -63,6 +66,9 @@ from rrb_ros.ros.tf import TF_QOS, tf_sender
 _NS = 1e-9
 
 PARAMETERS = {
+    'input': ('detections', 'object poses from pose_node: detections (vision_msgs, weighted '
+              'by fit IoU) or tf (TF frames <object_frame_prefix><name>, weight 1)'),
+    'min_weight': (0.0, 'objects whose weight (fit IoU) is not above this are ignored'),
     'object_frame_prefix': ('rrb/', 'TF child frames <prefix><name> are object poses'),
     'world_frame': ('rrb/world', 'frame of camera_path and orbslam_path: the anchor object'),
     'camera_frame': ('rrb/camera', 'TF child frame of the estimated camera pose'),
@@ -100,6 +106,11 @@ class EgomotionNode(Node):
             raise ValueError(f"align must be sim3, se3 or none, got {p['align']!r}")
         if int(p['rpe_delta']) < 1 or float(p['metrics_period']) <= 0.0:
             raise ValueError('rpe_delta must be >= 1 and metrics_period > 0')
+        if p['input'] not in ('detections', 'tf'):
+            raise ValueError(f"input must be detections or tf, got {p['input']!r}")
+        if p['input'] == 'detections' and not convert.HAVE_VISION_MSGS:
+            self.get_logger().warn('vision_msgs is not importable: object poses from /tf')
+            p['input'] = 'tf'
         if int(p['write_every']) < 0:
             raise ValueError(f"write_every must be >= 0, got {p['write_every']}")
         for name in ('world_frame', 'camera_frame'):
@@ -112,22 +123,29 @@ class EgomotionNode(Node):
             anchor=str(p['anchor_object']),
             max_translation_deviation=float(p['max_translation_deviation']),
             max_rotation_deviation=float(p['max_rotation_deviation']),
-            max_jump=float(p['max_jump']), max_dropped_frames=int(p['max_dropped_frames'])))
+            max_jump=float(p['max_jump']), max_dropped_frames=int(p['max_dropped_frames']),
+            min_weight=float(p['min_weight'])))
         self._stamps_ns: list[int] = []           # of the accepted frames, exact
         self._path_poses: list[PoseStamped] = []
         self._orbslam: dict[int, np.ndarray] = {}  # stamp (ns) -> T_world_cam in its map
         self._dirty = False
 
-        self.create_subscription(convert.TFMessage, '/tf', self._on_tf, TF_QOS)
+        if p['input'] == 'tf':
+            self.create_subscription(convert.TFMessage, '/tf', self._on_tf, TF_QOS)
+        else:
+            self.create_subscription(convert.Detection3DArray, 'detections',
+                                     self._on_detections, 100)
         self.create_subscription(PoseStamped, 'orbslam_pose', self._on_orbslam, 100)
         self.pub_path = self.create_publisher(Path, 'camera_path', 10)
         self.pub_orbslam_path = self.create_publisher(Path, 'orbslam_path', 10)
         self.pub_metrics = self.create_publisher(String, 'egomotion_metrics', 10)
         self._send_tf = tf_sender(self) if p['publish_tf'] else None
         self.create_timer(float(p['metrics_period']), self._compare)
+        source = (f'object frames {self.prefix}<name> on /tf' if p['input'] == 'tf' else
+                  f'objects from {self.resolve_topic_name("detections")}')
         self.get_logger().info(
-            f'ready: object frames {self.prefix}<name> on /tf, camera_path in '
-            f'{self.world_frame}, anchor {p["anchor_object"] or "first object seen"}')
+            f'ready: {source}, camera_path in {self.world_frame}, anchor '
+            f'{p["anchor_object"] or "first object seen"}')
 
     # -- input ----------------------------------------------------------------------------
 
@@ -148,6 +166,22 @@ class EgomotionNode(Node):
             frames.setdefault(stamp_ns, {})[child[len(self.prefix):]] = (T_cam_obj, 1.0)
         for stamp_ns in sorted(frames):
             self._on_frame(stamp_ns, frames[stamp_ns])
+
+    def _on_detections(self, msg) -> None:
+        observations = {}
+        for det in msg.detections:
+            if not det.results:
+                continue
+            hyp = det.results[0]
+            name = hyp.hypothesis.class_id or det.id
+            try:
+                observations[name] = (convert.pose_to_matrix(hyp.pose.pose),
+                                      float(hyp.hypothesis.score))
+            except ValueError as exc:
+                self.get_logger().warn(f'{name}: bad detection pose skipped: {exc}',
+                                       throttle_duration_sec=5.0)
+        if observations:
+            self._on_frame(convert.stamp_to_ns(msg.header.stamp), observations)
 
     def _on_frame(self, stamp_ns: int, observations: dict) -> None:
         try:
