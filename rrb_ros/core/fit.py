@@ -152,7 +152,7 @@ def crop_window(box: tuple[float, float, float, float], scale: float) -> tuple[i
 
 
 def _window(img: np.ndarray, x0: int, y0: int, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Extract img[y0:y0+side, x0:x0+side] with zero padding, and the inside-image map."""
+    """Extract img[y0:y0+side, x0:x0+side] as float32 with zero padding, and the inside map."""
     h, w = img.shape
     out = np.zeros((side, side), np.float32)
     valid = np.zeros((side, side), np.float32)
@@ -282,9 +282,10 @@ class PoseFitter:
 
     def _crop(self, mask: np.ndarray, camera: PinholeCamera, x0: int, y0: int, side: int,
               res: int, ignore: np.ndarray | None = None) -> _Crop:
-        m, valid = _window(mask.astype(np.float32), x0, y0, side)
+        # _window copies only the window into float32: no full-image conversions per crop
+        m, valid = _window(mask, x0, y0, side)
         if ignore is not None:
-            valid *= 1.0 - _window(ignore.astype(np.float32), x0, y0, side)[0]
+            valid *= 1.0 - _window(ignore, x0, y0, side)[0]
         interp = cv2.INTER_AREA if side >= res else cv2.INTER_LINEAR
         m = cv2.resize(m, (res, res), interpolation=interp)
         valid = cv2.resize(valid, (res, res), interpolation=interp)

@@ -154,6 +154,7 @@ class FramePipeline:
             raise ValueError(f'image is {frame.image.shape[1]}x{frame.image.shape[0]} but the '
                              f'mask is {mask.shape[1]}x{mask.shape[0]}')
         poses, rejected = [], {}
+        labelled = mask != 0
         for obj in self.objects:
             fitter = self._fitters.get(obj.name)
             if fitter is None:
@@ -166,7 +167,7 @@ class FramePipeline:
                 continue
             start = self._last.get(obj.name)
             # other objects' pixels may hide this one: they neither support nor refute a pose
-            others = (mask != 0) & ~obj_mask
+            others = labelled & ~obj_mask
             try:
                 res = fitter.fit(obj_mask, cam, start, ignore=others if others.any() else None)
             except FitError as exc:

@@ -112,9 +112,11 @@ def egomotion(scene: Path, replayed: Path, plot: Path) -> dict:
     # the generated orbits sweep 120-180 deg in a few seconds (up to ~0.1 m per frame): allow
     # larger jumps than the default for hand-held speeds
     odometry = ObjectCentricOdometry(EgomotionSettings(max_jump=0.5))
-    for stamp_ns in sorted({s for s, _ in preds}):
-        odometry.update(stamp_ns * 1e-9, {name: (T, 1.0) for (s, name), T in preds.items()
-                                          if s == stamp_ns})
+    frames: dict[int, dict] = {}
+    for (stamp_ns, name), T in preds.items():
+        frames.setdefault(stamp_ns, {})[name] = (T, 1.0)
+    for stamp_ns in sorted(frames):
+        odometry.update(stamp_ns * 1e-9, frames[stamp_ns])
     result = {'frames': len(gt), 'rrb_ate': None, 'rrb_poses': len(odometry),
               'orbslam_ate': None, 'orbslam_poses': 0}
     rrb_aligned = None
