@@ -22,6 +22,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'bench']),
+    # the shipped reconstruction network and its model card
+    package_data={package_name: ['data/recon_default.pt', 'data/MODEL_CARD.md']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmarks of the renderer and the pose fitter (`make bench`).
+"""Benchmarks of the renderer, the pose fitter and the reconstruction (`make bench`).
 
 Prints a table (each figure with its target, and ratios measured in the same run) and writes
 bench/results.json. Cases are generated with seeds that the tests do not use.
@@ -35,7 +35,14 @@ from rrb_ros.core.camera import PinholeCamera
 from rrb_ros.core.fit import FitSettings, PoseFitter
 from rrb_ros.core.geometry import make_T, rotation_angle, viewpoint_rotation
 from rrb_ros.core.mesh import decimate
-from rrb_ros.core.objects import make_case, perturb, procedural_chair, procedural_object, subdivide
+from rrb_ros.core.objects import (
+    default_camera,
+    make_case,
+    perturb,
+    procedural_chair,
+    procedural_object,
+    subdivide,
+)
 from rrb_ros.core.render import (
     opencv_silhouette,
     RasterSettings,
@@ -133,6 +140,73 @@ def bench_fit(n_cases: int) -> dict:
     }
 
 
+def bench_recon(n_chairs: int) -> dict:
+    """Measure the shipped network on held-out chairs: time per image, IoU, metric scale."""
+    from rrb_ros.core.reconstruct import (
+        ground_plane_from_height,
+        load_network,
+        ObjectReconstructor,
+        OccupancyNetwork,
+        ReconstructSettings,
+    )
+    from rrb_ros.core.reconstruct import train as tr
+    from rrb_ros.core.synth import look_at, render_frame, Scene, SceneObject
+
+    net = load_network()
+    seed = tr.EVAL_SEED_OFFSET + 90_000  # neither training nor the model card's held-out set
+    data = tr.build_dataset(n_chairs, 1, seed, net.image_size, kinds=('chair',))
+    images = tr.images_tensor(data.images)
+    iou = tr.volumetric_iou(net, images, data.parts, data.valid)
+    others = {}
+    for k, kind in enumerate(('stool', 'table', 'sofa')):
+        d = tr.build_dataset(3, 1, seed + 1000 * (k + 1), net.image_size, kinds=(kind,))
+        others[kind] = float(tr.volumetric_iou(net, tr.images_tensor(d.images), d.parts,
+                                               d.valid).mean())
+    times, encode = [], []
+    for i in range(min(5, n_chairs)):
+        x = images[i:i + 1]
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            net.encode(x)
+        encode.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        net.generate_mesh(x, max_faces=3000)
+        times.append(time.perf_counter() - t0)
+    # decoder throughput against ONet's own (same family, 256 wide, 5 blocks) in this run
+    onet = OccupancyNetwork().eval()
+    pts = torch.rand(1, 100_000, 3) - 0.5
+    with torch.no_grad():
+        c_small, c_onet = net.encode(images[:1]), onet.encode(torch.rand(1, 3, 224, 224))
+        small_ms = timed(lambda: net.decode(pts, c_small), 3, 1)
+        onet_ms = timed(lambda: onet.decode(pts, c_onet), 3, 1)
+    # metric scale on the floor: camera 1.1 m up looking at a held-out chair
+    height = 1.1
+    scale_err = []
+    rec = ObjectReconstructor(ReconstructSettings(), FitSettings(), network=net)
+    camera = default_camera()
+    for i in range(min(5, n_chairs)):
+        mesh = data.shapes[i].mesh()  # metres, standing on z = 0
+        a = 0.7 + i
+        T_wc = look_at([2.2 * np.cos(a), 2.2 * np.sin(a), height], [0, 0, 0.35])
+        rgb, labels = render_frame(Scene([SceneObject('c', 1, mesh, np.eye(4))]), camera, T_wc)
+        ground = ground_plane_from_height(height, float(np.arcsin(-T_wc[2, 2])))
+        try:
+            r = rec.reconstruct('c', rgb, labels, 1, camera, ground)
+            scale_err.append(abs(r.mesh.extents[2] / mesh.extents[2] - 1))
+        except ValueError:
+            scale_err.append(float('inf'))
+    return {
+        'recon_seconds_per_image': float(np.median(times)),
+        'recon_encode_ms': 1e3 * float(np.median(encode)),
+        'recon_heldout_chair_iou_mean': float(iou.mean()),
+        'recon_heldout_chair_iou_median': float(np.median(iou)),
+        **{f'recon_heldout_{k}_iou_mean': v for k, v in others.items()},
+        'recon_decode_100k_ms': small_ms,
+        'recon_decoder_speedup_vs_onet': onet_ms / small_ms,
+        'recon_height_err_median_pct': 100 * float(np.median(scale_err)),
+    }
+
+
 TARGETS = [  # key, target, comparison, unit
     ('render_ms', 5.0, '<=', 'ms'),
     ('render_ms_all_faces', None, '', 'ms'),
@@ -149,6 +223,16 @@ TARGETS = [  # key, target, comparison, unit
     ('refine_20deg_10pct_seconds_median', None, '', 's'),
     ('global_iou_ge_090', 0.8, '>=', ''),
     ('global_rot_err_median_deg', None, '', 'deg'),
+    ('recon_seconds_per_image', None, '', 's'),
+    ('recon_encode_ms', None, '', 'ms'),
+    ('recon_decode_100k_ms', None, '', 'ms'),
+    ('recon_decoder_speedup_vs_onet', None, '', 'x'),
+    ('recon_heldout_chair_iou_mean', 0.6, '>=', ''),
+    ('recon_heldout_chair_iou_median', None, '', ''),
+    ('recon_heldout_stool_iou_mean', None, '', ''),
+    ('recon_heldout_table_iou_mean', None, '', ''),
+    ('recon_heldout_sofa_iou_mean', None, '', ''),
+    ('recon_height_err_median_pct', 5.0, '<=', '%'),
 ]
 
 
@@ -157,13 +241,16 @@ def main() -> int:
     parser.add_argument('--out', default='bench/results.json')
     parser.add_argument('--cases', type=int, default=20, help='generated fitting cases')
     parser.add_argument('--repeat', type=int, default=30, help='timing repetitions')
+    parser.add_argument('--recon-cases', type=int, default=20, help='held-out chairs')
     args = parser.parse_args()
     torch.set_num_threads(2)
     print('rendering ...', file=sys.stderr, flush=True)
     results = {'render': bench_render(args.repeat)}
     print('fitting ...', file=sys.stderr, flush=True)
     results['fit'] = bench_fit(args.cases)
-    flat = {**results['render'], **results['fit']}
+    print('reconstructing ...', file=sys.stderr, flush=True)
+    results['recon'] = bench_recon(args.recon_cases)
+    flat = {**results['render'], **results['fit'], **results['recon']}
     results['machine'] = {'cpu_threads': torch.get_num_threads(), 'torch': torch.__version__,
                           'python': platform.python_version(), 'processor': platform.machine()}
     print(f'\n{"metric":<42} {"value":>10} {"target":>12}  ok')

@@ -72,3 +72,27 @@ def spinning_test_node(name: str):
     node.destroy_node()
     rclpy.shutdown(context=context)
     thread.join(timeout=10.0)
+
+
+def octahedron_onet(radius: float = 0.4):
+    """Return an ONet img2mesh network (eval mode) whose shape is |x| + |y| + |z| <= radius.
+
+    A real network with hand-set weights: whatever the image, the decoder's occupancy
+    probability crosses 0.2 exactly on that octahedron, so reconstructions are known in advance.
+    """
+    from rrb_ros.core.reconstruct import OccupancyNetwork
+    torch.manual_seed(1)
+    net = OccupancyNetwork().eval()
+    d = net.decoder
+    with torch.no_grad():
+        d.fc_p.weight.zero_()
+        d.fc_p.bias.zero_()
+        for i in range(3):  # channels i and i + 3 carry +p_i and -p_i: relu gives |p_i|
+            d.fc_p.weight[i, i, 0] = 1.0
+            d.fc_p.weight[i + 3, i, 0] = -1.0
+        for block in (d.block0, d.block1, d.block2, d.block3, d.block4):
+            block.fc_1.bias.zero_()
+        d.fc_out.weight.zero_()
+        d.fc_out.weight[0, :6, 0] = -10.0 * np.sqrt(1 + 1e-5)  # undo BN's eps
+        d.fc_out.bias.fill_(float(np.log(0.2 / 0.8)) + 10.0 * radius)
+    return net

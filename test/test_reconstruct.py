@@ -19,6 +19,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+from conftest import octahedron_onet
 import cv2
 import numpy as np
 import pytest
@@ -433,22 +434,8 @@ def test_scale_to_ground_recovers_a_known_scale(rng, true_scale, pitch, yaw):
 @pytest.fixture(scope='module')
 def octahedron_checkpoint(tmp_path_factory):
     """Save a full-layout checkpoint whose decoder is the octahedron |x| + |y| + |z| <= 0.4."""
-    torch.manual_seed(1)
-    net = OccupancyNetwork().eval()
-    d = net.decoder
-    with torch.no_grad():
-        d.fc_p.weight.zero_()
-        d.fc_p.bias.zero_()
-        for i in range(3):  # channels i and i + 3 carry +p_i and -p_i: relu gives |p_i|
-            d.fc_p.weight[i, i, 0] = 1.0
-            d.fc_p.weight[i + 3, i, 0] = -1.0
-        for block in (d.block0, d.block1, d.block2, d.block3, d.block4):
-            block.fc_1.bias.zero_()
-        d.fc_out.weight.zero_()
-        d.fc_out.weight[0, :6, 0] = -10.0 * np.sqrt(1 + 1e-5)  # undo BN's eps
-        d.fc_out.bias.fill_(THRESHOLD_LOGIT + 4.0)
     path = tmp_path_factory.mktemp('octa') / 'octa.pt'
-    torch.save({'model': net.state_dict()}, path)
+    torch.save({'model': octahedron_onet(0.4).state_dict()}, path)
     return path
 
 
@@ -486,7 +473,6 @@ def test_reconstruct_cli_bad_inputs(checkpoint, image_files, tmp_path, capsys):
     garbage = tmp_path / 'garbage.pt'
     garbage.write_bytes(b'\x00\x01 not a checkpoint')
     cases = [
-        ([], 'no embedded default network ships yet'),
         (['--checkpoint', wrong], 'is not an ONet img2mesh checkpoint'),
         (['--checkpoint', garbage], 'cannot read checkpoint'),
         (['--checkpoint', tmp_path / 'nope.pt'], 'checkpoint not found'),

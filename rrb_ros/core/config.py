@@ -20,17 +20,22 @@ node's parameter YAML, so a bag replayed offline is processed with the node's se
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .fit import FitSettings
 from .mesh import load_mesh
 from .pipeline import FramePipeline, ObjectSpec, PipelineSettings
+from .reconstruct.online import ObjectReconstructor, ReconstructSettings
+from .reconstruct.scale import ground_plane_from_height
 
 # name: (default, description); 'objects.names' is a string array without a default value
 PARAMETERS: dict[str, tuple[Any, str]] = {
     'objects.names': ([], 'Object names; per name N set objects.N.label (mask value) and '
-                      'objects.N.mesh (mesh file, metres)'),
+                      'objects.N.mesh (mesh file, metres; empty: reconstruct it)'),
     'object_frame_prefix': ('rrb/', 'TF child frame of object N is <prefix>N'),
     'sync_tolerance': (0.0, 'Largest stamp difference (s) between image, mask and camera_info '
                        'of one frame; 0 = identical stamps'),
@@ -52,6 +57,22 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'publish_overlay': (True, 'Publish the overlay image with fitted outlines and axes'),
     'publish_markers': (True, 'Publish the fitted meshes as a MarkerArray'),
     'warn_period': (5.0, 'Seconds between repeated warnings of the same kind'),
+    'camera_height': (0.0, 'Height (m) of the camera optical centre above the floor, for the '
+                      'metric scale of reconstructed objects; 0 = unknown'),
+    'camera_pitch': (0.0, 'Tilt (rad) of the optical axis below the horizon, no roll; used '
+                     'with camera_height'),
+    'base_frame': ('', 'TF frame whose z = 0 plane is the floor (+z up); when set, the ground '
+                   'plane comes from TF (base_frame -> image frame) instead of camera_height'),
+    'reconstruction.network': ('', 'Occupancy network checkpoint for objects without a mesh '
+                               '(compact or ONet img2mesh layout); empty = the shipped one'),
+    'reconstruction.cache_dir': ('', 'Folder of reconstructed meshes (<name>.obj), reused '
+                                 'after a restart; empty = $ROS_HOME/rrb_ros/reconstructions'),
+    'reconstruction.min_pixels': (ReconstructSettings.min_pixels, 'A view is good for '
+                                  'reconstruction with at least this many mask pixels'),
+    'reconstruction.min_iou': (ReconstructSettings.min_iou, 'Silhouette IoU a reconstruction '
+                               'must reach in its own view to be kept'),
+    'reconstruction.max_faces': (ReconstructSettings.max_faces, 'Face budget of reconstructed '
+                                 'meshes'),
 }
 
 
@@ -111,27 +132,58 @@ def with_defaults(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None
-                   ) -> FramePipeline:
+def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
+                   default_cache: bool = True) -> FramePipeline:
     """Build the FramePipeline that pose_node makes from these (flat) parameters.
 
     Relative mesh paths are resolved against `base_dir` (default: the working directory).
+    Without `reconstruction.cache_dir`, reconstructions are cached in `default_cache_dir()`
+    when `default_cache` is true, and not at all otherwise.
     Raises MeshError for a mesh that cannot be read and ValueError for bad settings.
     """
     p = with_defaults(params)
     objects = []
     for name in list(p['objects.names'] or []):
         mesh_path = str(p[f'objects.{name}.mesh'] or '')
-        if not mesh_path:
-            raise ValueError(f'objects.{name}.mesh is not set (reconstruction of objects '
-                             'without a mesh is not available yet)')
-        path = Path(mesh_path).expanduser()
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        objects.append(ObjectSpec(name, int(p[f'objects.{name}.label']), load_mesh(path)))
+        mesh = load_mesh(_resolve(mesh_path, base_dir)) if mesh_path else None
+        objects.append(ObjectSpec(name, int(p[f'objects.{name}.label']), mesh))
     fit = FitSettings(resolution=int(p['resolution']), device=str(p['device']),
                       coarse_iterations=int(p['coarse_iterations']),
                       fine_iterations=int(p['fine_iterations']),
                       max_faces=int(p['max_faces']))
+    reconstructor = None
+    if any(o.mesh is None for o in objects):
+        network = str(p['reconstruction.network'] or '')
+        reconstructor = ObjectReconstructor(ReconstructSettings(
+            network=str(_resolve(network, base_dir)) if network else '',
+            cache_dir=(str(_resolve(str(p['reconstruction.cache_dir']), base_dir))
+                       if p['reconstruction.cache_dir'] else
+                       default_cache_dir() if default_cache else ''),
+            min_pixels=int(p['reconstruction.min_pixels']),
+            min_iou=float(p['reconstruction.min_iou']),
+            max_faces=int(p['reconstruction.max_faces']), device=str(p['device'])), fit)
+        reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(
-        fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])))
+        fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])),
+        reconstructor)
+
+
+def _resolve(path: str, base_dir: str | Path | None) -> Path:
+    out = Path(path).expanduser()
+    if base_dir is not None and not out.is_absolute():
+        out = Path(base_dir) / out
+    return out
+
+
+def default_cache_dir() -> str:
+    """$ROS_HOME/rrb_ros/reconstructions (ROS_HOME defaults to ~/.ros)."""
+    home = os.environ.get('ROS_HOME') or os.path.join(os.path.expanduser('~'), '.ros')
+    return os.path.join(home, 'rrb_ros', 'reconstructions')
+
+
+def ground_from_params(params: dict[str, Any]) -> tuple[np.ndarray, float] | None:
+    """Return the ground plane from camera_height / camera_pitch; None when the height is 0."""
+    p = with_defaults(params)
+    if float(p['camera_height']) == 0.0:
+        return None
+    return ground_plane_from_height(float(p['camera_height']), float(p['camera_pitch']))

@@ -83,6 +83,9 @@ class FitSettings:
     """Most Adam steps in the coarse stage."""
     fine_iterations: int = 25
     """Most steps in the fine stage (Adam steps, or accepted Levenberg-Marquardt steps)."""
+    coarse_optimizer: str = 'auto'
+    """Coarse stage: 'adam', 'lm', or 'auto': Levenberg-Marquardt when a single hypothesis is
+    refined (tracking), Adam when several are (it optimises them in one batch)."""
     fine_optimizer: str = 'lm'
     """Fine stage: 'lm' (Levenberg-Marquardt on the squared silhouette error, with the
     rasteriser's forward-mode Jacobian; few steps) or 'adam' (as in the coarse stage)."""
@@ -169,6 +172,10 @@ class PoseFitter:
     def __init__(self, mesh: Mesh, settings: FitSettings | None = None) -> None:
         """Prepare the mesh (decimated, centred) on the settings' device."""
         self.settings = s = settings or FitSettings()
+        if s.coarse_optimizer not in ('adam', 'lm', 'auto') or s.fine_optimizer not in (
+                'adam', 'lm'):
+            raise ValueError(f'unknown optimizer: coarse {s.coarse_optimizer!r}, fine '
+                             f'{s.fine_optimizer!r} (adam, lm; coarse also auto)')
         self.device = torch.device(s.device)
         self.mesh = mesh
         # rotate about the box centre, so that rotation and translation steps decouple
@@ -187,12 +194,14 @@ class PoseFitter:
 
     def fit(self, mask: np.ndarray, camera: PinholeCamera,
             T_init: np.ndarray | None = None,  # noqa: N803
-            ignore: np.ndarray | None = None) -> FitResult:
+            ignore: np.ndarray | None = None,
+            rotations: np.ndarray | None = None) -> FitResult:
         """Fit the pose to `mask` (H, W; non-zero = object) seen by `camera`.
 
-        With `T_init` (4x4 T_cam_obj) the pose is refined from it; without, the viewpoint grid
-        initialises it. `ignore` (H, W; non-zero = unknown) marks pixels that may hide the
-        object, e.g. other objects in front of it: they count neither for nor against a pose.
+        With `T_init` (4x4 T_cam_obj) the pose is refined from it; without, the candidate
+        `rotations` (N, 3, 3) R_cam_obj initialise it, by default the viewpoint grid's.
+        `ignore` (H, W; non-zero = unknown) marks pixels that may hide the object, e.g. other
+        objects in front of it: they count neither for nor against a pose.
         Raises FitError on unusable input.
         """
         t_start = time.perf_counter()
@@ -210,7 +219,7 @@ class PoseFitter:
         fine = self._crop(mask, camera, x0, y0, side, s.resolution, ignore)
         iterations = 0
         if T_init is None:
-            rotations = s.grid.rotations()
+            rotations = s.grid.rotations() if rotations is None else np.asarray(rotations)
         else:
             T = check_rigid(T_init, 'T_init')
             rotations = local_rotations(T[:3, :3], s.local_angle)
@@ -218,8 +227,9 @@ class PoseFitter:
                                      None if T_init is None else T)
         R = torch.as_tensor(R, dtype=torch.float32, device=self.device)
         t = torch.as_tensor(t, dtype=torch.float32, device=self.device)
-        R, t, loss, n = self._refine(R, t, coarse, self._coarse, s.sigma_coarse,
-                                     s.coarse_iterations)
+        lm = s.coarse_optimizer == 'lm' or (s.coarse_optimizer == 'auto' and len(R) == 1)
+        R, t, loss, n = (self._refine_lm if lm else self._refine)(
+            R, t, coarse, self._coarse, s.sigma_coarse, s.coarse_iterations)
         iterations += n
         best = int(torch.argmin(loss))
         refine = self._refine_lm if s.fine_optimizer == 'lm' else self._refine

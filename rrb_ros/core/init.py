@@ -76,3 +76,21 @@ def place_in_mask(rotations: np.ndarray, vertices: np.ndarray, camera: PinholeCa
                                     + [camera.cx, camera.cy] + shift)[None], z)[0]
         out.append(t)
     return np.stack(out)
+
+
+def upright_rotations(up_cam: np.ndarray, count: int = 36) -> np.ndarray:
+    """(count, 3, 3) R_cam_obj whose object +z is `up_cam` (the floor normal, camera frame).
+
+    The object stands upright on the floor; only its yaw about the normal varies, in `count`
+    even steps. These replace the viewpoint grid when the ground plane is known.
+    """
+    n = np.asarray(up_cam, np.float64)
+    n = n / np.linalg.norm(n)
+    a = np.cross(n, [1.0, 0.0, 0.0] if abs(n[0]) < 0.9 else [0.0, 1.0, 0.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(n, a)
+    out = []
+    for yaw in np.arange(count) * 2 * np.pi / count:
+        x = np.cos(yaw) * a + np.sin(yaw) * b
+        out.append(np.column_stack([x, np.cross(n, x), n]))
+    return np.stack(out)

@@ -17,6 +17,8 @@
 Shared by the ROS node and the offline tools, so that a bag replayed through `rrb replay` gives
 what the node gives live. It keeps the tracking state: the last accepted pose of each object
 warm-starts the next frame; an object whose fit falls below `min_iou` is re-initialised.
+Objects without a mesh are reconstructed from their first good view when the pipeline has an
+`ObjectReconstructor` and the frame carries the image and the ground plane.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from .camera import PinholeCamera
 from .fit import FitError, FitSettings, PoseFitter
 from .mesh import Mesh
+from .reconstruct.online import ObjectReconstructor, Reconstruction
 
 
 @dataclass
@@ -68,7 +71,10 @@ class Frame:
     mask: np.ndarray
     """(H, W) integer instance labels, 0 = background."""
     image: np.ndarray | None = None
-    """(H, W, 3) uint8 RGB image, for overlays; optional."""
+    """(H, W, 3) uint8 RGB image, for overlays and reconstruction; optional."""
+    ground: tuple[np.ndarray, float] | None = None
+    """Floor plane (upward unit normal n, camera height h) in the camera frame; needed to
+    reconstruct objects (metric scale), optional otherwise."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +104,16 @@ class FrameResult:
     rejected: dict[str, str]
     """Object name -> why it has no pose in this frame."""
     seconds: float
+    reconstructions: tuple[Reconstruction, ...] = ()
+    """Objects that got a mesh in this frame (reconstructed, with their pose in `poses`)."""
 
 
 class FramePipeline:
     """Fits every known object in each frame, with tracking between frames."""
 
-    def __init__(self, objects: list[ObjectSpec], settings: PipelineSettings | None = None
-                 ) -> None:
-        """Prepare one fitter per object that has a mesh."""
+    def __init__(self, objects: list[ObjectSpec], settings: PipelineSettings | None = None,
+                 reconstructor: ObjectReconstructor | None = None) -> None:
+        """Prepare one fitter per object that has a mesh (or a cached reconstruction)."""
         self.settings = settings or PipelineSettings()
         names = [o.name for o in objects]
         if len(set(names)) != len(names):
@@ -114,8 +122,18 @@ class FramePipeline:
         if len(set(labels)) != len(labels):
             raise ValueError(f'object labels must be unique, got {labels}')
         self.objects = list(objects)
+        self.reconstructor = reconstructor
+        self.reconstructed = {o.name for o in self.objects if o.mesh is None}
+        """Objects without a CAD model: their meshes come from reconstruction."""
+        self.cached: list[Reconstruction] = []
+        """Reconstructions loaded from the cache at start-up."""
         self._fitters: dict[str, PoseFitter] = {}
         for obj in self.objects:
+            if obj.mesh is None and reconstructor is not None:
+                rec = reconstructor.cached(obj.name)
+                if rec is not None:
+                    obj.mesh = rec.mesh
+                    self.cached.append(rec)
             if obj.mesh is not None:
                 self._fitters[obj.name] = PoseFitter(obj.mesh, self.settings.fit)
         self._last: dict[str, np.ndarray] = {}
@@ -126,6 +144,19 @@ class FramePipeline:
         obj.mesh = mesh
         self._fitters[name] = PoseFitter(mesh, self.settings.fit)
         self._last.pop(name, None)
+
+    def reconstruct_again(self) -> list[str]:
+        """Drop the meshes (and cache) of reconstructed objects; return their names.
+
+        They are reconstructed from their next good view.
+        """
+        for name in self.reconstructed:
+            self._fitters.pop(name, None)
+            self._last.pop(name, None)
+            next(o for o in self.objects if o.name == name).mesh = None
+            if self.reconstructor is not None:
+                self.reconstructor.forget(name)
+        return sorted(self.reconstructed)
 
     def reset(self, name: str | None = None) -> None:
         """Forget the tracking state of one object (or of all)."""
@@ -153,15 +184,19 @@ class FramePipeline:
         if frame.image is not None and frame.image.shape[:2] != mask.shape:
             raise ValueError(f'image is {frame.image.shape[1]}x{frame.image.shape[0]} but the '
                              f'mask is {mask.shape[1]}x{mask.shape[0]}')
-        poses, rejected = [], {}
+        poses, rejected, recs = [], {}, []
         labelled = mask != 0
         for obj in self.objects:
             fitter = self._fitters.get(obj.name)
-            if fitter is None:
-                rejected[obj.name] = 'no mesh yet'
-                continue
             obj_mask = mask == obj.label
             n = int(np.count_nonzero(obj_mask))
+            if fitter is None:
+                rec = self._reconstruct(obj, frame, n, rejected)
+                if rec is not None:
+                    recs.append(rec)
+                    poses.append(ObjectPose(obj.name, obj.label, rec.T_cam_obj, rec.iou, 0,
+                                            rec.seconds, False))
+                continue
             if n < self.settings.min_mask_pixels:
                 rejected[obj.name] = f'not visible ({n} mask pixels)'
                 continue
@@ -182,4 +217,27 @@ class FramePipeline:
             poses.append(ObjectPose(obj.name, obj.label, res.T_cam_obj, res.iou,
                                     res.iterations, res.seconds, start is not None))
         return FrameResult(frame.stamp_ns, frame.frame_id, tuple(poses), rejected,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, tuple(recs))
+
+    def _reconstruct(self, obj: ObjectSpec, frame: Frame, n_pixels: int,
+                     rejected: dict[str, str]) -> Reconstruction | None:
+        """Try to give `obj` a mesh from this frame; on failure say why in `rejected`."""
+        if self.reconstructor is None:
+            rejected[obj.name] = 'no mesh'
+        elif n_pixels < self.settings.min_mask_pixels:
+            rejected[obj.name] = f'no mesh yet; not visible ({n_pixels} mask pixels)'
+        elif frame.image is None:
+            rejected[obj.name] = 'no mesh yet; reconstruction needs the camera image'
+        elif frame.ground is None:
+            rejected[obj.name] = 'no mesh yet; reconstruction needs the ground plane'
+        else:
+            try:
+                rec = self.reconstructor.reconstruct(obj.name, frame.image, frame.mask,
+                                                     obj.label, frame.camera, frame.ground)
+            except ValueError as exc:
+                rejected[obj.name] = f'no mesh yet; {exc}'
+                return None
+            self.set_mesh(obj.name, rec.mesh)
+            self._last[obj.name] = rec.T_cam_obj
+            return rec
+        return None

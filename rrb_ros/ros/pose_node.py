@@ -20,6 +20,7 @@ frame, converts it (`rrb_ros.ros.convert`) and runs the ROS-free `FramePipeline`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -32,20 +33,23 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
+    DurabilityPolicy,
     qos_profile_sensor_data,
     QoSProfile,
     ReliabilityPolicy,
 )
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from rrb_ros.core.config import build_pipeline, object_parameters, PARAMETERS
+from rrb_ros.core.config import build_pipeline, ground_from_params, object_parameters, PARAMETERS
 from rrb_ros.core.mesh import MeshError
+from rrb_ros.core.reconstruct.scale import ground_plane_from_transform
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.sync import StampSynchronizer
-from rrb_ros.ros.tf import tf_sender
+from rrb_ros.ros.tf import LatestTransforms, TF_QOS, tf_sender, TF_STATIC_QOS
 
 
 class PoseNode(Node):
@@ -72,10 +76,16 @@ class PoseNode(Node):
             raise ValueError(f"reliability must be 'best_effort' or 'reliable', "
                              f"got {p['reliability']!r}")
         self.pipeline = build_pipeline(p)
+        cached = {rec.name: rec.source for rec in self.pipeline.cached}
         for obj in self.pipeline.objects:
-            self.get_logger().info(f'object {obj.name}: label {obj.label}, '
-                                   f'{len(obj.mesh.faces)} faces from '
-                                   f"{p[f'objects.{obj.name}.mesh']}")
+            source = (p[f'objects.{obj.name}.mesh'] if obj.name not in self.pipeline.reconstructed
+                      else f'the reconstruction cache {cached[obj.name]}'
+                      if obj.name in cached else None)
+            self.get_logger().info(
+                f'object {obj.name}: label {obj.label}, ' + (
+                    f'{len(obj.mesh.faces)} faces from {source}' if source else
+                    'no mesh: reconstructed from its first good view'))
+        self._setup_ground(p, use_image=bool(p['use_image']))
         if not self.pipeline.objects:
             self.get_logger().warn('objects.names is empty: nothing to fit')
         self.prefix = str(p['object_frame_prefix'])
@@ -104,6 +114,14 @@ class PoseNode(Node):
         self.pub_overlay = self.create_publisher(Image, 'overlay', 10)
         self.pub_detections = (self.create_publisher(convert.Detection3DArray, 'detections', 10)
                                if self.outputs.with_detections else None)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_reconstructions = self.create_publisher(MarkerArray, 'reconstructions', latched)
+        self._lock = threading.Lock()  # the pipeline: worker thread vs the service
+        if self.pipeline.reconstructed:
+            self.create_service(Trigger, '~/reconstruct', self._on_reconstruct)
+            if self.pipeline.cached:
+                self.pub_reconstructions.publish(self.outputs.reconstructions())
         self._send_tf = tf_sender(self)
         if self._send_tf is None:
             self.get_logger().warn('neither tf2_ros nor tf2_msgs is importable: no TF output')
@@ -118,6 +136,53 @@ class PoseNode(Node):
         self.get_logger().info(
             f'ready: {len(self.pipeline.objects)} object(s), inputs {", ".join(streams)}, '
             f"device {p['device']}, TF child frames {self.prefix}<name>")
+
+    def _setup_ground(self, p: dict, use_image: bool) -> None:
+        """Where the floor plane for reconstruction comes from: TF, parameters, or nowhere."""
+        self.base_frame = str(p['base_frame']).lstrip('/')
+        self.ground = ground_from_params(p)  # raises ValueError for a bad height or pitch
+        self.tf = None
+        need = [o.name for o in self.pipeline.objects if o.mesh is None]
+        if self.base_frame:
+            if not convert.HAVE_TF2_MSGS:
+                raise ValueError('base_frame is set but tf2_msgs is not importable')
+            self.tf = LatestTransforms()
+            for topic, qos in (('/tf', TF_QOS), ('/tf_static', TF_STATIC_QOS)):
+                self.create_subscription(convert.TFMessage, topic,
+                                         lambda m: self.tf.add(m.transforms), qos)
+        elif need and self.ground is None:
+            self.get_logger().warn(
+                f'{", ".join(need)} have no mesh, and neither camera_height nor base_frame is '
+                'set: they cannot be reconstructed (the ground plane gives their scale)')
+        if need and not use_image:
+            self.get_logger().warn(f'{", ".join(need)} have no mesh, and use_image is false: '
+                                   'they cannot be reconstructed')
+
+    def _ground_for(self, frame_id: str):
+        """Return the floor plane in the camera frame `frame_id`; None when unknown."""
+        if self.tf is None:
+            return self.ground
+        T = self.tf.lookup(self.base_frame, frame_id)
+        if T is None:
+            self._warn('ground', f'no TF from {self.base_frame} to {frame_id} yet: cannot '
+                       'reconstruct objects')
+            return None
+        try:
+            return ground_plane_from_transform(T)
+        except ValueError as exc:
+            self._warn('ground', f'ground plane from TF unusable: {exc}')
+            return None
+
+    def _on_reconstruct(self, request, response):
+        with self._lock:
+            names = self.pipeline.reconstruct_again()
+        response.success = bool(names)
+        response.message = (f'reconstructing {", ".join(names)} from their next good views'
+                            if names else 'no object is reconstructed: all have meshes')
+        self.get_logger().info(response.message)
+        if names:
+            self.pub_reconstructions.publish(self.outputs.reconstructions())
+        return response
 
     # -- input ----------------------------------------------------------------------------
 
@@ -161,14 +226,25 @@ class PoseNode(Node):
         except ValueError as exc:  # 'camera_info unusable: ...', 'mask unusable: ...'
             self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
             return
+        if self.pipeline.reconstructed:
+            frame = dataclasses.replace(frame, ground=self._ground_for(frame.frame_id))
         try:
-            result = self.pipeline.process(frame)
+            with self._lock:
+                result = self.pipeline.process(frame)
         except ValueError as exc:  # 'mask is WxH but ...', 'image is WxH but ...'
             self._warn(' '.join(str(exc).split()[:2]), f'frame skipped: {exc}')
             return
         self.frames_processed += 1
         for name, why in result.rejected.items():
-            self.get_logger().debug(f'{name}: no pose ({why})')
+            if why.startswith('no mesh yet;'):
+                self._warn('reconstruct ' + name, f'{name}: {why}')
+            else:
+                self.get_logger().debug(f'{name}: no pose ({why})')
+        for rec in result.reconstructions:
+            self.get_logger().info(
+                f'{rec.name}: reconstructed in {rec.seconds:.1f} s, {len(rec.mesh.faces)} '
+                f'faces, {rec.mesh.extents.round(2).tolist()} m (scale {rec.scale:.3f}), '
+                f'fit IoU {rec.iou:.3f}')
         for pose in result.poses:
             self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
                                     f'steps, {pose.seconds * 1e3:.0f} ms')
@@ -187,6 +263,8 @@ class PoseNode(Node):
             self.pub_detections.publish(out.detections)
         if out.overlay is not None:
             self.pub_overlay.publish(out.overlay)
+        if result.reconstructions:
+            self.pub_reconstructions.publish(self.outputs.reconstructions())
 
     def destroy_node(self) -> None:
         """Stop the worker thread, then the node."""

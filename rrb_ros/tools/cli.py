@@ -28,6 +28,7 @@ from . import (
     reconstruct_cmd,
     replay_cmd,
     synth_cmd,
+    train_recon_cmd,
 )
 
 SUBCOMMANDS = {
@@ -39,6 +40,7 @@ SUBCOMMANDS = {
     'eval-traj': evaltraj_cmd,
     'reconstruct': reconstruct_cmd,
     'orbslam': orbslam_cmd,
+    'train-recon': train_recon_cmd,
 }
 
 

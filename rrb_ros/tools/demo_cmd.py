@@ -23,6 +23,13 @@ the ground truth (`rrb eval`). Everything lands in one folder:
   metrics.json      frames, rot_err_median_deg, acc_pi6, trans_err_median_m, box_iou_mean, ...
   poses.csv, errors.png, overlay.gif
 
+The same sequence again without the CAD model (the paper's full pipeline): the chair is
+reconstructed by the shipped occupancy network from its first good view, scaled from the
+camera height, then tracked; scored against the ground truth the same way:
+
+  recon/            replay/, metrics.json, poses.csv, errors.png, overlay.gif
+  recon/reconstruction.json   per object: scale, height (m) against the true one, seconds
+
 Then the egomotion comparison of the paper's section 4.1 on the single-chair sequence and on a
 two-chair one (multi/): the object-centric camera trajectory (ObjectCentricOdometry over the
 replayed poses) and monocular ORB-SLAM3 (`rrb orbslam`, when pyorbslam3 is installed), both
@@ -40,7 +47,9 @@ from pathlib import Path
 import shutil
 import time
 
-from rrb_ros.core.config import build_pipeline, read_params_file, with_defaults
+import numpy as np
+
+from rrb_ros.core.config import build_pipeline, ground_from_params, read_params_file, with_defaults
 from rrb_ros.core.egomotion import compare_trajectories, EgomotionSettings, ObjectCentricOdometry
 from rrb_ros.core.metrics import read_tum
 from rrb_ros.ros.outputs import OutputBuilder
@@ -67,18 +76,17 @@ def run(args: argparse.Namespace) -> int:
     for owned in ('scene', 'replay'):  # the demo's own products from an earlier run
         shutil.rmtree(out / owned, ignore_errors=True)
     t0 = time.perf_counter()
-    print(f'== 1/4 synth: {args.frames} frames, preset {args.preset}')
+    print(f'== 1/5 synth: {args.frames} frames, preset {args.preset}')
     synth_cmd.generate(out / 'scene', preset=args.preset, frames=args.frames, seed=args.seed)
-    print('== 2/4 replay: the pose pipeline over the bag')
+    print('== 2/5 replay: the pose pipeline over the bag')
     summary = replay_scene(out / 'scene', out / 'replay')
     (out / 'replay_summary.json').write_text(json.dumps(summary, indent=2) + '\n')
-    print('== 3/4 eval')
-    eval_cmd.run(argparse.Namespace(
-        bag=str(out / 'replay'), scene=str(out / 'scene'), out=str(out), prefix='rrb/',
-        mask='/camera/mask', overlay='/camera/overlay',
-        replay_summary=str(out / 'replay_summary.json')))
+    print('== 3/5 eval')
+    evaluate(out / 'scene', out / 'replay', out)
+    print('== 4/5 reconstruct: the same sequence without the CAD model')
+    reconstruct_and_track(out / 'scene', out / 'recon')
     if not args.no_egomotion:
-        print('== 4/4 egomotion: object-centric trajectory vs monocular ORB-SLAM3')
+        print('== 5/5 egomotion: object-centric trajectory vs monocular ORB-SLAM3')
         shutil.rmtree(out / 'multi', ignore_errors=True)
         synth_cmd.generate(out / 'multi' / 'scene', preset='multi', frames=args.frames,
                            seed=args.seed + 2)
@@ -96,13 +104,55 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay_scene(scene: Path, out_bag: Path) -> dict:
-    """Replay a generated scene's bag with its own pose_node parameters."""
+def evaluate(scene: Path, replayed: Path, out: Path) -> None:
+    """`rrb eval` of a replayed bag against the scene's ground truth, into `out`."""
+    eval_cmd.run(argparse.Namespace(
+        bag=str(replayed), scene=str(scene), out=str(out), prefix='rrb/',
+        mask='/camera/mask', overlay='/camera/overlay',
+        replay_summary=str(out / 'replay_summary.json')))
+
+
+def replay_scene(scene: Path, out_bag: Path, reconstruct: bool = False) -> dict:
+    """Replay a generated scene's bag with its own pose_node parameters.
+
+    With `reconstruct`, the objects get no mesh: they are reconstructed, with the ground plane
+    from the height and pitch of the first camera pose (the generated orbits keep both).
+    """
     params = with_defaults(read_params_file(scene / 'rrb.yaml'))
-    pipeline = build_pipeline(params)
+    ground = None
+    if reconstruct:
+        for name in params['objects.names']:
+            params[f'objects.{name}.mesh'] = ''
+        T0 = read_tum(scene / 'gt_camera.tum').poses[0]
+        params['camera_height'] = float(T0[2, 3])
+        params['camera_pitch'] = float(np.arcsin(np.clip(-T0[2, 2], -1.0, 1.0)))
+        ground = ground_from_params(params)
+    pipeline = build_pipeline(params, default_cache=False)
     outputs = OutputBuilder(pipeline, str(params['object_frame_prefix']))
     return replay_cmd.replay(scene / 'bag', out_bag, pipeline, outputs, '/camera/image_raw',
-                             '/camera/mask', '/camera/camera_info')
+                             '/camera/mask', '/camera/camera_info', ground=ground)
+
+
+def reconstruct_and_track(scene: Path, out: Path) -> dict:
+    """Replay without meshes (reconstruct, then track), evaluate, compare the sizes."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    summary = replay_scene(scene, out / 'replay', reconstruct=True)
+    (out / 'replay_summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    truth = {o['name']: o['mesh'] for o in eval_cmd.load_scene(scene)['objects']}
+    report = {}
+    for name, rec in summary['reconstructed'].items():
+        true_h = float(truth[name].extents[2])
+        report[name] = dict(rec, true_height_m=true_h, height_m=rec['extents_m'][2],
+                            height_err_pct=100 * (rec['extents_m'][2] / true_h - 1))
+        print(f"  {name}: reconstructed in {rec['seconds']:.1f} s, height "
+              f"{rec['extents_m'][2]:.3f} m (true {true_h:.3f} m, "
+              f"{report[name]['height_err_pct']:+.1f} %)")
+    if not report:
+        print('  no object was reconstructed (no good view)')
+    (out / 'reconstruction.json').write_text(json.dumps(report, indent=2) + '\n')
+    evaluate(scene, out / 'replay', out)
+    return report
 
 
 def egomotion(scene: Path, replayed: Path, plot: Path) -> dict:

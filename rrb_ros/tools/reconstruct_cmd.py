@@ -14,26 +14,26 @@
 
 """`rrb reconstruct`: a mesh of the object in one image (single-image Occupancy Network).
 
-    rrb reconstruct --image IMG --mask MASK --checkpoint ONET.pt --out MESH.obj [--max-faces N]
+    rrb reconstruct --image IMG --mask MASK --out MESH.obj [--checkpoint NET.pt]
+                    [--camera-info CAMERA.yaml --camera-height H [--camera-pitch P]]
 
-The mesh is in ONet's canonical frame (unit cube, +y up), up to scale; `rrb_ros.core.reconstruct
-.scale_to_ground` gives it metres once it is posed. The checkpoint must be in the official ONet
-img2mesh layout (e.g. `onet_img2mesh_3-f786b04a.pt`).
+Without a camera, the mesh is in the network's canonical frame (unit cube, +y up), up to scale.
+With the camera calibration and its height above the floor, the mesh is fitted to the mask and
+scaled so that it stands on the floor: metres, rrb object frame (+z up, on z = 0), and the pose
+goes to MESH.json. The network is the one shipped with the package unless --checkpoint names
+another (compact layout, or the official ONet img2mesh one, e.g. onet_img2mesh_3-f786b04a.pt).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 import time
 
 import cv2
 
 from rrb_ros.tools.fit_cmd import read_mask
-
-NO_DEFAULT_NETWORK = (
-    'no embedded default network ships yet: pass --checkpoint with an Occupancy Network in the '
-    'official ONet img2mesh layout (e.g. onet_img2mesh_3-f786b04a.pt)')
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--image', required=True, help='colour image (PNG/JPEG)')
     p.add_argument('--mask', required=True, help='mask PNG of the image size, non-zero = object')
-    p.add_argument('--checkpoint', help='ONet img2mesh checkpoint ({"model": state_dict})')
+    p.add_argument('--checkpoint', help='network checkpoint (default: the shipped network)')
     p.add_argument('--out', required=True, help='mesh file to write (obj/ply/stl/off)')
     p.add_argument('--max-faces', type=int, help='decimate to about this many faces')
     p.add_argument('--threshold', type=float, default=0.2,
@@ -52,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--upsampling-steps', type=int, default=2,
                    help='MISE refinement steps (default: %(default)s)')
     p.add_argument('--device', default='cpu', help='torch device (default: cpu)')
+    p.add_argument('--camera-info', help='camera calibration YAML: gives a metric, posed mesh')
+    p.add_argument('--camera-height', type=float, help='camera height above the floor (m)')
+    p.add_argument('--camera-pitch', type=float, default=0.0,
+                   help='optical axis tilt below the horizon (rad, default: %(default)s)')
     p.set_defaults(run=run)
 
 
@@ -68,24 +72,57 @@ def read_image_rgb(path: str | Path):
 
 def run(args: argparse.Namespace) -> int:
     """Execute `rrb reconstruct`."""
-    if not args.checkpoint:
-        raise ValueError(NO_DEFAULT_NETWORK + '; a trained default network is future work')
     if args.max_faces is not None and args.max_faces < 4:
         raise ValueError(f'--max-faces must be >= 4, got {args.max_faces}')
     out = Path(args.out)
     if out.suffix.lower() not in ('.obj', '.ply', '.stl', '.off'):
         raise ValueError(f'--out must end in .obj, .ply, .stl or .off, got {out.name}')
+    if (args.camera_info is None) != (args.camera_height is None):
+        raise ValueError('--camera-info and --camera-height go together')
     image = read_image_rgb(args.image)
     mask = read_mask(args.mask)
-    from rrb_ros.core.reconstruct import OccupancyNetwork, preprocess
-    x = preprocess(image, mask)  # validates sizes and an empty mask before the slow load
+    from rrb_ros.core.reconstruct import load_network, preprocess
+    preprocess(image, mask)  # validates sizes and an empty mask before the slow load
     t0 = time.perf_counter()
-    net = OccupancyNetwork.from_checkpoint(args.checkpoint, device=args.device)
+    net = load_network(args.checkpoint, device=args.device)
     t1 = time.perf_counter()
-    mesh = net.generate_mesh(x, threshold=args.threshold, resolution0=args.resolution0,
-                             upsampling_steps=args.upsampling_steps, max_faces=args.max_faces)
+    if args.camera_info is None:
+        mesh = net.generate_mesh(preprocess(image, mask, size=net.image_size),
+                                 threshold=args.threshold, resolution0=args.resolution0,
+                                 upsampling_steps=args.upsampling_steps,
+                                 max_faces=args.max_faces)
+        what = 'canonical frame, up to scale'
+    else:
+        mesh = _metric(args, net, image, mask, out)
+        what = f'metres, pose in {out.with_suffix(".json")}'
     t2 = time.perf_counter()
     mesh.to_trimesh().export(str(out))
-    print(f'{out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, '
-          f'watertight={mesh.watertight}; load {t1 - t0:.2f} s, reconstruct {t2 - t1:.2f} s')
+    print(f'{out}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces ({what}); '
+          f'load {t1 - t0:.2f} s, reconstruct {t2 - t1:.2f} s')
     return 0
+
+
+def _metric(args: argparse.Namespace, net, image, mask, out: Path):
+    """Reconstruct, fit and scale to the floor; write the pose JSON; return the metric mesh."""
+    import numpy as np
+
+    from rrb_ros.core.camera import PinholeCamera
+    from rrb_ros.core.reconstruct import (
+        ground_plane_from_height,
+        ObjectReconstructor,
+        ReconstructSettings,
+    )
+    camera = PinholeCamera.from_yaml(args.camera_info)
+    if mask.shape != (camera.height, camera.width):
+        raise ValueError(f'mask is {mask.shape[1]}x{mask.shape[0]} but the camera is '
+                         f'{camera.width}x{camera.height}')
+    ground = ground_plane_from_height(args.camera_height, args.camera_pitch)
+    rec = ObjectReconstructor(ReconstructSettings(
+        threshold=args.threshold, resolution0=args.resolution0,
+        upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
+        min_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1), network=net)
+    result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
+    out.with_suffix('.json').write_text(json.dumps({
+        'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,
+        'extents_m': result.mesh.extents.tolist()}, indent=2) + '\n')
+    return result.mesh

@@ -17,11 +17,15 @@
 Every input message is copied to OUT_BAG, and the node's outputs are added under the names the
 node would publish in the camera's namespace (e.g. /camera/object_pose, /camera/markers,
 /camera/overlay, /tf). Unlike the live node, no frame is dropped: offline there is time for all.
+Objects without a mesh are reconstructed when the parameters give the ground plane:
+camera_height (and camera_pitch), or base_frame, looked up in the bag's /tf and /tf_static.
+Meshes are cached only where reconstruction.cache_dir says.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 import sys
@@ -30,10 +34,19 @@ import time
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
-from rrb_ros.core.config import build_pipeline, read_params_file, unknown_parameters, with_defaults
+from rrb_ros.core.config import (
+    build_pipeline,
+    ground_from_params,
+    read_params_file,
+    unknown_parameters,
+    with_defaults,
+)
+from rrb_ros.core.reconstruct.scale import ground_plane_from_transform
+from rrb_ros.ros import convert
 from rrb_ros.ros.convert import stamp_to_ns, tf_message
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.sync import StampSynchronizer
+from rrb_ros.ros.tf import LatestTransforms
 from rrb_ros.tools import bag
 
 
@@ -60,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     for name in unknown_parameters(params):
         print(f'rrb replay: warning: ignoring unknown parameter {name}', file=sys.stderr)
     p = with_defaults(params)
-    pipeline = build_pipeline(p)
+    pipeline = build_pipeline(p, default_cache=False)
     outputs = OutputBuilder(pipeline, str(p['object_frame_prefix']),
                             bool(p['publish_markers']), bool(p['publish_overlay']))
     summary = replay(args.in_bag, args.out_bag, pipeline, outputs, args.image, args.mask,
                      args.camera_info, args.storage,
-                     tolerance_ns=int(round(float(p['sync_tolerance']) * 1e9)))
+                     tolerance_ns=int(round(float(p['sync_tolerance']) * 1e9)),
+                     ground=str(p['base_frame']) or ground_from_params(p))
     print(json.dumps(summary, indent=2))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=2) + '\n')
@@ -74,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
 def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
            mask_topic: str, info_topic: str, storage: str = 'mcap',
-           tolerance_ns: int = 0) -> dict:
-    """Process every synchronised frame of `in_bag` and write inputs + outputs to `out_bag`."""
+           tolerance_ns: int = 0, ground=None) -> dict:
+    """Process every synchronised frame of `in_bag` and write inputs + outputs to `out_bag`.
+
+    `ground` lets objects without a mesh be reconstructed: the floor plane (n, h) in the camera
+    frame, or the name of a TF frame whose z = 0 is the floor (looked up in the bag's /tf and
+    /tf_static as the replay goes, newest transforms).
+    """
     reader = bag.open_reader(in_bag)
     try:
         topics = {c.topic: c for c in reader.connections}
@@ -92,14 +111,14 @@ def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
         ns = image_topic.rsplit('/', 1)[0] if use_image else mask_topic.rsplit('/', 1)[0]
         writer = bag.open_writer(out_bag, storage)
         try:
-            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns)
+            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground)
         finally:
             writer.close()
     finally:
         reader.close()
 
 
-def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
+def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground) -> dict:
     store = bag.typestore()
     out_conns = {}
     for topic, conn in topics.items():
@@ -114,12 +133,15 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
         writer.write(out_conns[topic], timestamp, bag.to_cdr(msg))
 
     total = sum(topics[t].msgcount for t in streams if t in topics)
-    seen, frames, skipped, times = 0, 0, [], []
+    seen, frames, skipped, times, reconstructed = 0, 0, [], [], {}
+    tf = LatestTransforms() if isinstance(ground, str) and convert.HAVE_TF2_MSGS else None
     shown = -1
     step = 1 if sys.stderr.isatty() else 10  # percent between progress lines
     t_start = time.perf_counter()
     for conn, timestamp, raw in reader.messages():
         writer.write(out_conns[conn.topic], timestamp, raw)
+        if tf is not None and conn.topic in ('/tf', '/tf_static'):
+            tf.add(bag.from_cdr(raw, convert.TFMessage).transforms)
         if conn.topic not in streams:
             continue
         seen += 1
@@ -131,7 +153,8 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
                 frame, header = frame_from_messages(match.msgs['mask'],
                                                     match.msgs['camera_info'],
                                                     match.msgs.get('image'))
-                result = pipeline.process(frame)
+                result = pipeline.process(dataclasses.replace(
+                    frame, ground=_ground(ground, tf, frame.frame_id)))
             except ValueError as exc:
                 skipped.append(f'{match.stamp_ns}: {exc}')
                 continue
@@ -150,6 +173,13 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
                 write(f'{ns}/detections', out.detections, timestamp)
             if out.overlay is not None:
                 write(f'{ns}/overlay', out.overlay, timestamp)
+            if result.reconstructions:
+                write(f'{ns}/reconstructions', outputs.reconstructions(), timestamp)
+            for rec in result.reconstructions:
+                reconstructed[rec.name] = {
+                    'stamp_ns': result.stamp_ns, 'seconds': rec.seconds, 'scale': rec.scale,
+                    'iou': rec.iou, 'faces': len(rec.mesh.faces),
+                    'extents_m': rec.mesh.extents.tolist()}
         pct = 100 * seen // max(total, 1) // step * step
         if pct != shown:
             shown = pct
@@ -165,4 +195,15 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns) -> dict:
             'seconds_total': time.perf_counter() - t_start,
             'seconds_per_frame_median': float(np.median(t)),
             'seconds_per_frame_p90': float(np.percentile(t, 90)),
-            'seconds_per_frame_mean': float(t.mean())}
+            'seconds_per_frame_mean': float(t.mean()), 'reconstructed': reconstructed}
+
+
+def _ground(ground, tf: LatestTransforms | None, frame_id: str):
+    """Return the floor plane for a frame: given, from TF (None until known), or None."""
+    if not isinstance(ground, str):
+        return ground
+    T = tf.lookup(ground, frame_id) if tf is not None else None
+    try:
+        return None if T is None else ground_plane_from_transform(T)
+    except ValueError:  # the camera below the floor: no usable plane
+        return None

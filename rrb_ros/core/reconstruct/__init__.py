@@ -14,19 +14,31 @@
 
 """Reconstruct: a mesh from one image (Occupancy Network), metric scale from the ground plane."""
 
+from .compact import CompactOccupancyNetwork, default_weights_path, load_network
 from .mise import evaluate_grid, extract_mesh, grid_to_mesh, logit
-from .onet import N_PARAMETERS, OccupancyNetwork, preprocess
+from .onet import N_PARAMETERS, OccupancyNetwork, OccupancyNetworkBase, preprocess
+from .online import ObjectReconstructor, Reconstruction, ReconstructSettings, view_problem
 from .scale import ground_plane_from_height, ground_plane_from_transform, scale_to_ground
+from .shapes import canonical_to_object
 
 __all__ = [
+    'CompactOccupancyNetwork',
     'N_PARAMETERS',
+    'ObjectReconstructor',
     'OccupancyNetwork',
+    'OccupancyNetworkBase',
+    'ReconstructSettings',
+    'Reconstruction',
+    'canonical_to_object',
+    'default_weights_path',
     'evaluate_grid',
     'extract_mesh',
     'grid_to_mesh',
     'ground_plane_from_height',
     'ground_plane_from_transform',
+    'load_network',
     'logit',
     'preprocess',
     'scale_to_ground',
+    'view_problem',
 ]

@@ -184,25 +184,26 @@ class CResnetBlockConv1d(nn.Module):
 
 
 class DecoderCBatchNorm(nn.Module):
-    """ONet's `DecoderCBatchNorm` (legacy=False, z_dim=0): points and code c to logits."""
+    """ONet's `DecoderCBatchNorm` (legacy=False, z_dim=0): points and code c to logits.
 
-    def __init__(self, dim: int = 3, c_dim: int = C_DIM, hidden_size: int = HIDDEN_SIZE
-                 ) -> None:
+    ONet uses 5 blocks (`block0`..`block4`); smaller networks of the same family use fewer.
+    """
+
+    def __init__(self, dim: int = 3, c_dim: int = C_DIM, hidden_size: int = HIDDEN_SIZE,
+                 n_blocks: int = 5) -> None:
         super().__init__()
         self.fc_p = nn.Conv1d(dim, hidden_size, 1)
-        self.block0 = CResnetBlockConv1d(c_dim, hidden_size)
-        self.block1 = CResnetBlockConv1d(c_dim, hidden_size)
-        self.block2 = CResnetBlockConv1d(c_dim, hidden_size)
-        self.block3 = CResnetBlockConv1d(c_dim, hidden_size)
-        self.block4 = CResnetBlockConv1d(c_dim, hidden_size)
+        self.n_blocks = n_blocks
+        for i in range(n_blocks):
+            setattr(self, f'block{i}', CResnetBlockConv1d(c_dim, hidden_size))
         self.bn = CBatchNorm1d(c_dim, hidden_size)
         self.fc_out = nn.Conv1d(hidden_size, 1, 1)
 
     def forward(self, points: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Return logits (B, T) for points (B, T, dim) and codes c (B, c_dim)."""
         net = self.fc_p(points.transpose(1, 2))
-        for block in (self.block0, self.block1, self.block2, self.block3, self.block4):
-            net = block(net, c)
+        for i in range(self.n_blocks):
+            net = getattr(self, f'block{i}')(net, c)
         return self.fc_out(F.relu(self.bn(net, c))).squeeze(1)
 
 
@@ -210,7 +211,81 @@ class DecoderCBatchNorm(nn.Module):
 # The network
 
 
-class OccupancyNetwork(nn.Module):
+class OccupancyNetworkBase(nn.Module):
+    """What every occupancy network here offers: `encode` images, `decode` points, meshes.
+
+    Subclasses set `encoder`, `decoder`, `c_dim` and `image_size` (side of the square input).
+    """
+
+    image_size: int = IMAGE_SIZE
+    c_dim: int = C_DIM
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return next(self.parameters()).device
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the codes c (B, c_dim) of RGB images (B, 3, S, S), floats in [0, 1]."""
+        if not isinstance(images, torch.Tensor):
+            raise ValueError(f'images must be a torch tensor, got {type(images).__name__}')
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f'images must be (B, 3, H, W), got {_shape(images)}')
+        if not images.is_floating_point():
+            raise ValueError(f'images must be floats in [0, 1], got {images.dtype}')
+        return self.encoder(images)
+
+    def decode(self, points: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Return occupancy logits (B, N) at canonical-cube points (B, N, 3), codes c (B, c_dim).
+
+        The probability of being inside is sigmoid(logit); ONet's surface is at probability 0.2.
+        """
+        if points.dim() != 3 or points.shape[2] != 3:
+            raise ValueError(f'points must be (B, N, 3), got {_shape(points)}')
+        if c.dim() != 2 or c.shape[1] != self.c_dim or c.shape[0] != points.shape[0]:
+            raise ValueError(f'c must be (B={points.shape[0]}, {self.c_dim}), got {_shape(c)}')
+        return self.decoder(points, c)
+
+    def forward(self, points: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Return occupancy logits (B, N) of points (B, N, 3) given images (B, 3, S, S)."""
+        return self.decode(points, self.encode(images))
+
+    def logits_fn(self, c: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+        """Return a function mapping points (N, 3) numpy to logits (N,) for one code c (1, c_dim).
+
+        This is what `extract_mesh` evaluates; no gradients are kept.
+        """
+        c = c.detach()
+
+        def fn(points: np.ndarray) -> np.ndarray:
+            p = torch.as_tensor(points, dtype=torch.float32, device=c.device)[None]
+            with torch.no_grad():
+                return self.decode(p, c)[0].cpu().numpy()
+        return fn
+
+    def generate_mesh(self, image: torch.Tensor, threshold: float = 0.2, resolution0: int = 32,
+                      upsampling_steps: int = 2, padding: float = 0.1,
+                      batch_points: int = 100_000, max_faces: int | None = None) -> Mesh:
+        """Reconstruct the mesh (canonical frame) seen in one preprocessed image (1, 3, S, S).
+
+        ONet's Generator3D with the img2mesh settings: encode, MISE, marching cubes, optional
+        decimation (no refinement, no normals).
+        """
+        if image.dim() != 4 or image.shape[0] != 1:
+            raise ValueError(f'generate_mesh takes one image (1, 3, H, W), got {_shape(image)}')
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                c = self.encode(image.to(self.device))
+            return extract_mesh(self.logits_fn(c), threshold=threshold, resolution0=resolution0,
+                                upsampling_steps=upsampling_steps, padding=padding,
+                                batch_points=batch_points, max_faces=max_faces)
+        finally:
+            self.train(was_training)
+
+
+class OccupancyNetwork(OccupancyNetworkBase):
     """Single-image Occupancy Network: `encode` an image, `decode` occupancy logits at points."""
 
     def __init__(self, c_dim: int = C_DIM, hidden_size: int = HIDDEN_SIZE) -> None:
@@ -262,70 +337,6 @@ class OccupancyNetwork(nn.Module):
             if k.endswith('num_batches_tracked') and k not in sd:
                 sd[k] = v
         self.load_state_dict(sd, strict=True)
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the parameters."""
-        return next(self.parameters()).device
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Return the codes c (B, 256) of RGB images (B, 3, 224, 224), floats in [0, 1]."""
-        if not isinstance(images, torch.Tensor):
-            raise ValueError(f'images must be a torch tensor, got {type(images).__name__}')
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f'images must be (B, 3, H, W), got {_shape(images)}')
-        if not images.is_floating_point():
-            raise ValueError(f'images must be floats in [0, 1], got {images.dtype}')
-        return self.encoder(images)
-
-    def decode(self, points: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Return occupancy logits (B, N) at canonical-cube points (B, N, 3) for codes c (B, 256).
-
-        The probability of being inside is sigmoid(logit); ONet's surface is at probability 0.2.
-        """
-        if points.dim() != 3 or points.shape[2] != 3:
-            raise ValueError(f'points must be (B, N, 3), got {_shape(points)}')
-        if c.dim() != 2 or c.shape[1] != self.c_dim or c.shape[0] != points.shape[0]:
-            raise ValueError(f'c must be (B={points.shape[0]}, {self.c_dim}), got {_shape(c)}')
-        return self.decoder(points, c)
-
-    def forward(self, points: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """Return occupancy logits (B, N) of points (B, N, 3) given images (B, 3, 224, 224)."""
-        return self.decode(points, self.encode(images))
-
-    def logits_fn(self, c: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
-        """Return a function mapping points (N, 3) numpy to logits (N,) for one code c (1, 256).
-
-        This is what `extract_mesh` evaluates; no gradients are kept.
-        """
-        c = c.detach()
-
-        def fn(points: np.ndarray) -> np.ndarray:
-            p = torch.as_tensor(points, dtype=torch.float32, device=c.device)[None]
-            with torch.no_grad():
-                return self.decode(p, c)[0].cpu().numpy()
-        return fn
-
-    def generate_mesh(self, image: torch.Tensor, threshold: float = 0.2, resolution0: int = 32,
-                      upsampling_steps: int = 2, padding: float = 0.1,
-                      batch_points: int = 100_000, max_faces: int | None = None) -> Mesh:
-        """Reconstruct the mesh (canonical frame) seen in one preprocessed image (1, 3, 224, 224).
-
-        ONet's Generator3D with the img2mesh settings: encode, MISE, marching cubes, optional
-        decimation (no refinement, no normals).
-        """
-        if image.dim() != 4 or image.shape[0] != 1:
-            raise ValueError(f'generate_mesh takes one image (1, 3, H, W), got {_shape(image)}')
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                c = self.encode(image.to(self.device))
-            return extract_mesh(self.logits_fn(c), threshold=threshold, resolution0=resolution0,
-                                upsampling_steps=upsampling_steps, padding=padding,
-                                batch_points=batch_points, max_faces=max_faces)
-        finally:
-            self.train(was_training)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,203 @@
+# Copyright 2026 rrb_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Reconstruct objects that have no CAD model, from a view of them, with metric scale.
+
+`ObjectReconstructor.reconstruct` chains the paper's first stage into the pose fitting: the
+occupancy network turns the masked image into a mesh (canonical frame, up to scale), the mesh
+is put in the rrb object frame (+z up, standing on z = 0), its pose is fitted to the mask from
+scratch, and the ground plane gives mesh and pose their metric scale (`scale_to_ground`).
+Meshes are cached on disk per object name, so a restart does not reconstruct again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import re
+import time
+
+import cv2
+import numpy as np
+
+from ..camera import PinholeCamera
+from ..fit import FitSettings, PoseFitter
+from ..init import upright_rotations
+from ..mesh import load_mesh, Mesh, MeshError
+from .onet import preprocess
+from .scale import scale_to_ground
+from .shapes import canonical_to_object
+
+
+@dataclass
+class ReconstructSettings:
+    """When a view is good enough, and how the mesh is made."""
+
+    network: str = ''
+    """Checkpoint of the network ('' = the one shipped with the package)."""
+    cache_dir: str = ''
+    """Folder of cached meshes (<name>.obj and <name>.json); '' = no cache."""
+    min_pixels: int = 1500
+    """A good view shows at least this many mask pixels."""
+    border_margin: int = 4
+    """A good view's mask stays this many pixels away from the image border (not cut off)."""
+    occlusion_margin: int = 3
+    """... and this many pixels away from other objects' masks (not occluded)."""
+    min_iou: float = 0.8
+    """The reconstruction fitted to its own view must reach this silhouette IoU."""
+    max_faces: int = 3000
+    """Face budget of the reconstructed mesh."""
+    resolution0: int = 32
+    """Coarse MISE grid of the mesh extraction."""
+    upsampling_steps: int = 2
+    """MISE refinement steps."""
+    threshold: float = 0.2
+    """Occupancy probability of the surface."""
+    device: str = 'cpu'
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A reconstructed object, in metres."""
+
+    name: str
+    mesh: Mesh
+    """Mesh in the rrb object frame (metres, +z up, on z = 0)."""
+    T_cam_obj: np.ndarray | None
+    """Pose in the view it came from (None when loaded from the cache)."""
+    scale: float
+    """Metres per canonical unit."""
+    iou: float
+    """Silhouette IoU of the fit in that view (NaN from the cache)."""
+    seconds: float
+    source: str
+    """'network' or the cache file."""
+
+
+def view_problem(labels: np.ndarray, label: int, settings: ReconstructSettings) -> str | None:
+    """Why this view of object `label` is not good for reconstruction; None if it is."""
+    obj = labels == label
+    n = int(np.count_nonzero(obj))
+    if n < settings.min_pixels:
+        return f'too small ({n} < {settings.min_pixels} mask pixels)'
+    ys, xs = np.nonzero(obj)
+    h, w = labels.shape
+    m = settings.border_margin
+    if xs.min() < m or ys.min() < m or xs.max() >= w - m or ys.max() >= h - m:
+        return 'mask touches the image border'
+    others = (labels != 0) & ~obj
+    if others.any() and settings.occlusion_margin >= 0:
+        k = 2 * settings.occlusion_margin + 1
+        grown = cv2.dilate(obj.astype(np.uint8), np.ones((k, k), np.uint8))
+        if (grown.astype(bool) & others).any():
+            return 'touches another object (may be occluded)'
+    return None
+
+
+class ObjectReconstructor:
+    """Meshes for objects without a CAD model: from the network, or from the cache."""
+
+    def __init__(self, settings: ReconstructSettings | None = None,
+                 fit_settings: FitSettings | None = None, network=None) -> None:
+        """Check the settings; `settings.network` loads on first use unless `network` is given."""
+        self.settings = settings or ReconstructSettings()
+        self.fit_settings = fit_settings or FitSettings()
+        self._net = network
+        if not 0 < self.settings.min_iou <= 1:
+            raise ValueError(f'min_iou must be in (0, 1], got {self.settings.min_iou}')
+
+    def load_network(self):
+        """Load the network now (it is loaded on first use otherwise); return it."""
+        if self._net is None:
+            from .compact import load_network
+            self._net = load_network(self.settings.network or None, self.settings.device)
+        return self._net
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _cache_paths(self, name: str) -> tuple[Path, Path] | None:
+        if not self.settings.cache_dir:
+            return None
+        if not re.fullmatch(r'[A-Za-z0-9_\-]+', name):
+            raise ValueError(f'object name {name!r} is not usable as a cache file name')
+        d = Path(self.settings.cache_dir).expanduser()
+        return d / f'{name}.obj', d / f'{name}.json'
+
+    def cached(self, name: str) -> Reconstruction | None:
+        """Return the cached reconstruction of `name`; None without cache or when unreadable."""
+        paths = self._cache_paths(name)
+        if paths is None or not paths[0].is_file():
+            return None
+        try:
+            mesh = load_mesh(paths[0])
+            meta = json.loads(paths[1].read_text()) if paths[1].is_file() else {}
+        except (MeshError, OSError, ValueError):
+            return None
+        return Reconstruction(name, mesh, None, float(meta.get('scale', float('nan'))),
+                              float('nan'), 0.0, str(paths[0]))
+
+    def forget(self, name: str) -> None:
+        """Delete the cached mesh of `name` (if any)."""
+        paths = self._cache_paths(name)
+        for p in paths or ():
+            p.unlink(missing_ok=True)
+
+    def _store(self, rec: Reconstruction) -> None:
+        paths = self._cache_paths(rec.name)
+        if paths is None:
+            return
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        tmp = paths[0].with_suffix('.tmp.obj')
+        rec.mesh.to_trimesh().export(str(tmp))
+        tmp.replace(paths[0])  # a crash mid-write never leaves half a mesh behind
+        paths[1].write_text(json.dumps({
+            'scale': rec.scale, 'iou': rec.iou, 'faces': len(rec.mesh.faces),
+            'network': self.settings.network or 'default',
+            'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, indent=2) + '\n')
+
+    # -- reconstruction ---------------------------------------------------------------------
+
+    def reconstruct(self, name: str, image_rgb: np.ndarray, labels: np.ndarray, label: int,
+                    camera: PinholeCamera, ground: tuple[np.ndarray, float]) -> Reconstruction:
+        """Reconstruct object `label` of one frame; ValueError saying why when it fails.
+
+        `ground` is (n, h): the floor's upward unit normal in the camera frame and the camera
+        height above it (`ground_plane_from_height` / `ground_plane_from_transform`).
+        """
+        t0 = time.perf_counter()
+        why = view_problem(labels, label, self.settings)
+        if why is not None:
+            raise ValueError(f'not a good view: {why}')
+        obj = labels == label
+        s = self.settings
+        net = self.load_network()
+        x = preprocess(image_rgb, obj, size=net.image_size)
+        canonical = net.generate_mesh(x, threshold=s.threshold, resolution0=s.resolution0,
+                                      upsampling_steps=s.upsampling_steps,
+                                      max_faces=s.max_faces)
+        mesh = canonical_to_object(canonical)
+        others = (labels != 0) & ~obj
+        # it stands on the floor: only upright poses are candidates (the yaw is free)
+        fit = PoseFitter(mesh, self.fit_settings).fit(
+            obj, camera, None, others if others.any() else None,
+            rotations=upright_rotations(ground[0]))
+        if fit.iou < s.min_iou:
+            raise ValueError(f'the reconstruction fits its view with IoU {fit.iou:.2f} '
+                             f'< {s.min_iou}')
+        scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
+        rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
+                             'network')
+        self._store(rec)
+        return rec
