@@ -43,7 +43,8 @@ _HELP = {
     'seed': 'random seed of shapes, views and training', 'eval_shapes':
     'held-out shapes per family', 'eval_views': 'views per held-out shape',
     'render_size': 'side of the rendered views (pixels)', 'surface_samples':
-    'surface points stored per shape',
+    'surface points stored per shape', 'init': 'weights (recon.pt) to continue training '
+    'from; empty: random initialisation',
 }
 
 

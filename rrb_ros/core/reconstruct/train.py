@@ -82,6 +82,8 @@ class TrainConfig:
     """Side (pixels) of the rendered training views before cropping."""
     surface_samples: int = 2048
     """Surface points stored per shape."""
+    init: str = ''
+    """Weights (a recon.pt) to continue training from; empty: random initialisation."""
 
 
 @dataclass
@@ -315,7 +317,12 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    net = CompactOccupancyNetwork()
+    net, earlier = CompactOccupancyNetwork(), []
+    if cfg.init:
+        start = torch.load(cfg.init, map_location='cpu', weights_only=True)
+        net = CompactOccupancyNetwork.from_checkpoint_dict(start, cfg.init)
+        previous = start.get('report', {})
+        earlier = previous.get('training_runs', [_run_summary(previous)] if previous else [])
     t0 = time.perf_counter()
     data = build_dataset(cfg.shapes, cfg.views, cfg.seed, net.image_size, cfg.render_size,
                          cfg.surface_samples, progress=progress)
@@ -337,12 +344,21 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
               'final_loss': float(np.mean(losses[-100:])),
               'parameters': sum(p.numel() for p in net.parameters()),
               'config': asdict(cfg), 'torch_threads': torch.get_num_threads()}
+    report['training_runs'] = earlier + [_run_summary(report)]
     torch.save(net.checkpoint(report=report), out / 'recon.pt')
     (out / 'eval.json').write_text(json.dumps(report, indent=2) + '\n')
     np.savetxt(out / 'loss.txt', np.asarray(losses), fmt='%.5f')
     plot_losses(losses, out / 'loss.png')
     (out / 'MODEL_CARD.md').write_text(model_card(report, (out / 'recon.pt').stat().st_size))
     return report
+
+
+def _run_summary(report: dict) -> dict:
+    """Summarise one `train_and_export` run (steps, batch, seed, minutes) for the model card."""
+    cfg = report.get('config', {})
+    return {'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
+            'lr': cfg.get('lr'), 'seed': cfg.get('seed'),
+            'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
 def plot_losses(losses: list[float], path: Path) -> None:
@@ -374,6 +390,16 @@ def model_card(report: dict, weights_bytes: int) -> str:
         f"| {kind} | {v['shapes']} | {v['views']} | {v['iou_mean']:.3f} | {v['iou_median']:.3f} "
         f"| {v['chamfer_l1_mean']:.4f} | {v['chamfer_l1_median']:.4f} |"
         for kind, v in report['held_out'].items())
+    runs_list = report.get('training_runs') or [_run_summary(report)]
+    runs = ' '.join(
+        f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
+        f"{r['train_minutes']:.0f} min{' (continued from run ' + str(i) + ')' if i else ''}."
+        for i, r in enumerate(runs_list))
+    reproduce = ', then '.join(
+        '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
+        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('iterations', 'lr', 'seed')
+                if r[k] != getattr(TrainConfig, k)) + '`'
+        for i, r in enumerate(runs_list))
     return f"""# Model card: rrb_ros embedded reconstruction network
 
 **What it is.** A compact single-image Occupancy Network
@@ -394,11 +420,11 @@ views each at random azimuth, elevation 3-55 deg, distance, roll, colour, light 
 Labels: exact occupancy of the solid parts at {cfg['points'] // 2} uniform and
 {cfg['points'] - cfg['points'] // 2} near-surface points per image and step.
 
-**Training.** {cfg['iterations']} steps of Adam (lr {cfg['lr']}, cosine decay), batch
-{cfg['batch_size']}, binary cross-entropy; CPU only, {report['torch_threads']} threads.
-Time: data {s['data'] / 60:.1f} min, training {s['train'] / 60:.1f} min, evaluation
+**Training.** Adam with cosine decay, binary cross-entropy; CPU only,
+{report['torch_threads']} threads. {runs}
+Last run: data {s['data'] / 60:.1f} min, training {s['train'] / 60:.1f} min, evaluation
 {s['eval'] / 60:.1f} min. Final training loss {report['final_loss']:.4f}.
-Reproduce with `rrb train-recon` (the defaults are these settings).
+Reproduce with {reproduce}.
 
 **Held-out evaluation.** {cfg['eval_shapes']} shapes per family from seeds never used in
 training, {cfg['eval_views']} new random views each. IoU: volumetric, 100k uniform points in
