@@ -156,6 +156,25 @@ def test_pipeline_reconstructs_then_tracks(octa_net, view, tmp_path):
     assert len(r4.reconstructions) == 1 and (tmp_path / 'octa.obj').exists()
 
 
+def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
+    """No view reaches min_iou: the best of `attempts` views is kept and this frame is fitted."""
+    reconstructor = _reconstructor(octa_net, tmp_path, min_pixels=500, min_iou=1.0,
+                                   attempts=2, fallback_iou=0.5)
+    pipeline = FramePipeline([ObjectSpec('octa', 1, None)], reconstructor=reconstructor)
+    frame = Frame(1, 'cam', view['camera'], view['labels'], view['image'], view['ground'])
+    r = pipeline.process(frame)
+    assert not r.poses and '(view 1, best 0.' in r.rejected['octa']
+    assert not (tmp_path / 'octa.obj').exists()
+    r = pipeline.process(dataclasses.replace(frame, stamp_ns=2))
+    # the same view again is no better: the first attempt wins, fitted anew in this frame
+    assert len(r.reconstructions) == 1 and r.reconstructions[0].T_cam_obj is None
+    assert [p.name for p in r.poses] == ['octa'] and r.poses[0].iou > 0.9
+    assert (tmp_path / 'octa.obj').exists()
+    for bad in ({'min_iou': 0.5, 'fallback_iou': 0.6}, {'attempts': 0}):
+        with pytest.raises(ValueError, match='fallback_iou|attempts'):
+            _reconstructor(octa_net, **bad)
+
+
 def test_objects_with_meshes_are_not_reconstructed(view):
     pipeline = FramePipeline([ObjectSpec('octa', 1, view['mesh'])])
     assert pipeline.reconstruct_again() == []

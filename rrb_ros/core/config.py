@@ -69,8 +69,12 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                                  'after a restart; empty = $ROS_HOME/rrb_ros/reconstructions'),
     'reconstruction.min_pixels': (ReconstructSettings.min_pixels, 'A view is good for '
                                   'reconstruction with at least this many mask pixels'),
-    'reconstruction.min_iou': (ReconstructSettings.min_iou, 'Silhouette IoU a reconstruction '
-                               'must reach in its own view to be kept'),
+    'reconstruction.min_iou': (ReconstructSettings.min_iou, 'A reconstruction fitting its own '
+                               'view with this silhouette IoU is kept at once'),
+    'reconstruction.attempts': (ReconstructSettings.attempts, 'Good views tried before the '
+                                'best reconstruction below min_iou is kept'),
+    'reconstruction.fallback_iou': (ReconstructSettings.fallback_iou, 'Least IoU of that best '
+                                    'reconstruction; below, the attempts go on'),
     'reconstruction.max_faces': (ReconstructSettings.max_faces, 'Face budget of reconstructed '
                                  'meshes'),
 }
@@ -161,6 +165,8 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
                        default_cache_dir() if default_cache else ''),
             min_pixels=int(p['reconstruction.min_pixels']),
             min_iou=float(p['reconstruction.min_iou']),
+            attempts=int(p['reconstruction.attempts']),
+            fallback_iou=float(p['reconstruction.fallback_iou']),
             max_faces=int(p['reconstruction.max_faces']), device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(

@@ -192,11 +192,14 @@ class FramePipeline:
             n = int(np.count_nonzero(obj_mask))
             if fitter is None:
                 rec = self._reconstruct(obj, frame, n, rejected)
-                if rec is not None:
-                    recs.append(rec)
+                if rec is None:
+                    continue
+                recs.append(rec)
+                if rec.T_cam_obj is not None:
                     poses.append(ObjectPose(obj.name, obj.label, rec.T_cam_obj, rec.iou, 0,
                                             rec.seconds, False))
-                continue
+                    continue
+                fitter = self._fitters[obj.name]  # made from an earlier view: fit this one
             if n < self.settings.min_mask_pixels:
                 rejected[obj.name] = f'not visible ({n} mask pixels)'
                 continue
@@ -238,6 +241,7 @@ class FramePipeline:
                 rejected[obj.name] = f'no mesh yet; {exc}'
                 return None
             self.set_mesh(obj.name, rec.mesh)
-            self._last[obj.name] = rec.T_cam_obj
+            if rec.T_cam_obj is not None:
+                self._last[obj.name] = rec.T_cam_obj
             return rec
         return None

@@ -23,7 +23,7 @@ Meshes are cached on disk per object name, so a restart does not reconstruct aga
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import json
 from pathlib import Path
 import re
@@ -56,7 +56,11 @@ class ReconstructSettings:
     occlusion_margin: int = 3
     """... and this many pixels away from other objects' masks (not occluded)."""
     min_iou: float = 0.8
-    """The reconstruction fitted to its own view must reach this silhouette IoU."""
+    """A reconstruction that fits its own view with this silhouette IoU is kept at once."""
+    attempts: int = 5
+    """After this many good views without reaching `min_iou`, the best of them is kept ..."""
+    fallback_iou: float = 0.5
+    """... if it fits its view with at least this IoU (else the attempts go on)."""
     max_faces: int = 3000
     """Face budget of the reconstructed mesh."""
     resolution0: int = 32
@@ -76,7 +80,7 @@ class Reconstruction:
     mesh: Mesh
     """Mesh in the rrb object frame (metres, +z up, on z = 0)."""
     T_cam_obj: np.ndarray | None
-    """Pose in the view it came from (None when loaded from the cache)."""
+    """Pose in the frame just given (None from the cache, or when an earlier view won)."""
     scale: float
     """Metres per canonical unit."""
     iou: float
@@ -115,8 +119,14 @@ class ObjectReconstructor:
         self.settings = settings or ReconstructSettings()
         self.fit_settings = fit_settings or FitSettings()
         self._net = network
-        if not 0 < self.settings.min_iou <= 1:
-            raise ValueError(f'min_iou must be in (0, 1], got {self.settings.min_iou}')
+        self._tries: dict[str, tuple[Reconstruction, int]] = {}
+        """Per object still without a mesh: the best reconstruction so far and the views tried."""
+        s = self.settings
+        if not 0 < s.fallback_iou <= s.min_iou <= 1:
+            raise ValueError(f'need 0 < fallback_iou <= min_iou <= 1, got {s.fallback_iou} '
+                             f'and {s.min_iou}')
+        if s.attempts < 1:
+            raise ValueError(f'attempts must be >= 1, got {s.attempts}')
 
     def load_network(self):
         """Load the network now (it is loaded on first use otherwise); return it."""
@@ -149,7 +159,8 @@ class ObjectReconstructor:
                               float('nan'), 0.0, str(paths[0]))
 
     def forget(self, name: str) -> None:
-        """Delete the cached mesh of `name` (if any)."""
+        """Delete the cached mesh of `name` (if any) and the attempts made so far."""
+        self._tries.pop(name, None)
         paths = self._cache_paths(name)
         for p in paths or ():
             p.unlink(missing_ok=True)
@@ -175,6 +186,9 @@ class ObjectReconstructor:
 
         `ground` is (n, h): the floor's upward unit normal in the camera frame and the camera
         height above it (`ground_plane_from_height` / `ground_plane_from_transform`).
+        A reconstruction fitting this view with `min_iou` is kept; otherwise the best of the
+        first `attempts` good views is, if it reaches `fallback_iou` (its T_cam_obj is then None
+        when it came from an earlier frame).
         """
         t0 = time.perf_counter()
         why = view_problem(labels, label, self.settings)
@@ -193,11 +207,18 @@ class ObjectReconstructor:
         fit = PoseFitter(mesh, self.fit_settings).fit(
             obj, camera, None, others if others.any() else None,
             rotations=upright_rotations(ground[0]))
-        if fit.iou < s.min_iou:
-            raise ValueError(f'the reconstruction fits its view with IoU {fit.iou:.2f} '
-                             f'< {s.min_iou}')
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
         rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
                              'network')
+        if rec.iou < s.min_iou:
+            best, tries = self._tries.get(name, (rec, 0))
+            best, tries = (rec if rec.iou > best.iou else best), tries + 1
+            self._tries[name] = best, tries
+            if tries < s.attempts or best.iou < s.fallback_iou:
+                raise ValueError(f'the reconstruction fits its view with IoU {rec.iou:.2f} < '
+                                 f'{s.min_iou} (view {tries}, best {best.iou:.2f}; the best of '
+                                 f'{s.attempts} is kept if >= {s.fallback_iou})')
+            rec = best if best is rec else replace(best, T_cam_obj=None)
+        self._tries.pop(name, None)
         self._store(rec)
         return rec
