@@ -29,7 +29,7 @@ from rrb_ros.core.fit import FitSettings
 from rrb_ros.core.geometry import from_rotvec, invert_T, make_T, rotation_angle
 from rrb_ros.core.mesh import validate
 from rrb_ros.core.objects import default_camera
-from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec
+from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec, PipelineSettings
 from rrb_ros.core.reconstruct import (
     canonical_to_object,
     ground_plane_from_transform,
@@ -160,7 +160,10 @@ def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
     """No view reaches min_iou: the best of `attempts` views is kept and this frame is fitted."""
     reconstructor = _reconstructor(octa_net, tmp_path, min_pixels=500, min_iou=1.0,
                                    attempts=2, fallback_iou=0.5)
-    pipeline = FramePipeline([ObjectSpec('octa', 1, None)], reconstructor=reconstructor)
+    # a pipeline stricter than any fit of the reconstruction: it accepts what the mesh allows
+    pipeline = FramePipeline([ObjectSpec('octa', 1, None)], PipelineSettings(min_iou=0.999),
+                             reconstructor)
+    assert pipeline.min_iou('octa') == 0.999
     frame = Frame(1, 'cam', view['camera'], view['labels'], view['image'], view['ground'])
     r = pipeline.process(frame)
     assert not r.poses and '(view 1, best 0.' in r.rejected['octa']
@@ -169,6 +172,7 @@ def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
     # the same view again is no better: the first attempt wins, fitted anew in this frame
     assert len(r.reconstructions) == 1 and r.reconstructions[0].T_cam_obj is None
     assert [p.name for p in r.poses] == ['octa'] and r.poses[0].iou > 0.9
+    assert pipeline.min_iou('octa') == pytest.approx(r.reconstructions[0].iou - 0.05)
     assert (tmp_path / 'octa.obj').exists()
     for bad in ({'min_iou': 0.5, 'fallback_iou': 0.6}, {'attempts': 0}):
         with pytest.raises(ValueError, match='fallback_iou|attempts'):

@@ -56,6 +56,9 @@ class PipelineSettings:
     """Fits with a lower silhouette IoU are not reported and reset the object's tracking."""
     min_mask_pixels: int = 50
     """Objects with fewer mask pixels in a frame are reported as not visible."""
+    reconstruction_slack: float = 0.05
+    """A reconstructed mesh that fits its own view with IoU q is accepted in other frames down
+    to min(min_iou, q - slack): no view fits it better than its own, roughly."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,21 @@ class FramePipeline:
             if obj.mesh is not None:
                 self._fitters[obj.name] = PoseFitter(obj.mesh, self.settings.fit)
         self._last: dict[str, np.ndarray] = {}
+        self._min_iou: dict[str, float] = {}
+        """Acceptance IoU of reconstructed objects, where lower than settings.min_iou."""
+        for rec in self.cached:
+            self._accept_reconstruction_fit(rec)
+
+    def _accept_reconstruction_fit(self, rec: Reconstruction) -> None:
+        own = rec.iou - self.settings.reconstruction_slack
+        if own < self.settings.min_iou:  # NaN (fit unknown) compares False: the default
+            self._min_iou[rec.name] = own
+        else:
+            self._min_iou.pop(rec.name, None)
+
+    def min_iou(self, name: str) -> float:
+        """Return the silhouette IoU a fit of this object must reach to be reported."""
+        return self._min_iou.get(name, self.settings.min_iou)
 
     def set_mesh(self, name: str, mesh: Mesh) -> None:
         """Give an object a (new) mesh; its tracking restarts."""
@@ -144,6 +162,7 @@ class FramePipeline:
         obj.mesh = mesh
         self._fitters[name] = PoseFitter(mesh, self.settings.fit)
         self._last.pop(name, None)
+        self._min_iou.pop(name, None)
 
     def reconstruct_again(self) -> list[str]:
         """Drop the meshes (and cache) of reconstructed objects; return their names.
@@ -212,8 +231,8 @@ class FramePipeline:
                 rejected[obj.name] = str(exc)
                 self._last.pop(obj.name, None)
                 continue
-            if not np.all(np.isfinite(res.T_cam_obj)) or res.iou < self.settings.min_iou:
-                rejected[obj.name] = f'fit IoU {res.iou:.3f} below min_iou'
+            if not np.all(np.isfinite(res.T_cam_obj)) or res.iou < self.min_iou(obj.name):
+                rejected[obj.name] = f'fit IoU {res.iou:.3f} below {self.min_iou(obj.name):.3f}'
                 self._last.pop(obj.name, None)
                 continue
             self._last[obj.name] = res.T_cam_obj
@@ -241,6 +260,7 @@ class FramePipeline:
                 rejected[obj.name] = f'no mesh yet; {exc}'
                 return None
             self.set_mesh(obj.name, rec.mesh)
+            self._accept_reconstruction_fit(rec)
             if rec.T_cam_obj is not None:
                 self._last[obj.name] = rec.T_cam_obj
             return rec

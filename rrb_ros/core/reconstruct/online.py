@@ -84,7 +84,7 @@ class Reconstruction:
     scale: float
     """Metres per canonical unit."""
     iou: float
-    """Silhouette IoU of the fit in that view (NaN from the cache)."""
+    """Silhouette IoU of the fit in the view it was made from (NaN if the cache lacks it)."""
     seconds: float
     source: str
     """'network' or the cache file."""
@@ -155,8 +155,9 @@ class ObjectReconstructor:
             meta = json.loads(paths[1].read_text()) if paths[1].is_file() else {}
         except (MeshError, OSError, ValueError):
             return None
-        return Reconstruction(name, mesh, None, float(meta.get('scale', float('nan'))),
-                              float('nan'), 0.0, str(paths[0]))
+        nan = float('nan')
+        return Reconstruction(name, mesh, None, float(meta.get('scale', nan)),
+                              float(meta.get('iou', nan)), 0.0, str(paths[0]))
 
     def forget(self, name: str) -> None:
         """Delete the cached mesh of `name` (if any) and the attempts made so far."""
