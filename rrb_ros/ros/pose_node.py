@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 import threading
 import time
@@ -237,7 +238,8 @@ class PoseNode(Node):
         self.frames_processed += 1
         for name, why in result.rejected.items():
             if why.startswith('no mesh yet;'):
-                self._warn('reconstruct ' + name, f'{name}: {why}')
+                # throttled per reason (numbers aside): a new reason is logged at once
+                self._warn(f"{name}: {re.sub(r'[0-9.]+', '#', why)}", f'{name}: {why}')
             else:
                 self.get_logger().debug(f'{name}: no pose ({why})')
         for rec in result.reconstructions:
