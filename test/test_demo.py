@@ -37,6 +37,11 @@ def test_demo_round_trip(tmp_path):
     for name in ('poses.csv', 'errors.png', 'overlay.gif', 'replay/metadata.yaml',
                  'scene/scene.json', 'scene/bag/metadata.yaml'):
         assert (tmp_path / name).exists(), name
+    # the same sequence without the CAD model: reconstructed, scaled from the camera height
+    rec = json.loads((tmp_path / 'recon' / 'reconstruction.json').read_text())
+    assert abs(rec['chair']['height_err_pct']) < 15, rec
+    recon = json.loads((tmp_path / 'recon' / 'metrics.json').read_text())
+    assert recon['frames'] + recon['poses_missing'] == 6 and recon['frames'] >= 1, recon
     ego = json.loads((tmp_path / 'egomotion.json').read_text())
     for name in ('single', 'multi'):
         assert ego[name]['frames'] == 6 and ego[name]['rrb_poses'] >= 3

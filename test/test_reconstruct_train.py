@@ -203,6 +203,8 @@ def test_shipped_network_reconstructs_held_out_chairs():
                             n_points=50_000)
     # the model card reports 0.32 mean on chairs; an untrained network scores about 0.05
     assert np.median(iou) >= 0.2, iou
-    mesh = net.generate_mesh(tr.images_tensor(data.images[:1]), upsampling_steps=1)
-    truth = tr.true_mesh(data.parts[0], data.valid[0], resolution=64)
-    assert tr.chamfer_l1(mesh, truth) < 0.06  # model card: 0.041 mean (unit-cube units)
+    chamfer = [tr.chamfer_l1(net.generate_mesh(tr.images_tensor(data.images[i:i + 1]),
+                                               upsampling_steps=1),
+                             tr.true_mesh(data.parts[i], data.valid[i], resolution=64))
+               for i in range(3)]
+    assert np.median(chamfer) < 0.06, chamfer  # model card: 0.041 mean (unit-cube units)

@@ -151,7 +151,10 @@ def reconstruct_and_track(scene: Path, out: Path) -> dict:
     if not report:
         print('  no object was reconstructed (no good view)')
     (out / 'reconstruction.json').write_text(json.dumps(report, indent=2) + '\n')
-    evaluate(scene, out / 'replay', out)
+    try:
+        evaluate(scene, out / 'replay', out)
+    except ValueError as exc:  # e.g. no good view in a short sequence: nothing to score
+        print(f'  not scored: {exc}')
     return report
 
 
