@@ -226,7 +226,7 @@ def train(net: CompactOccupancyNetwork, data: Dataset, cfg: TrainConfig,
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if progress:
             progress('train', it + 1, cfg.iterations, f'loss {np.mean(losses[-50:]):.4f}')
     net.eval()
