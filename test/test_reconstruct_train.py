@@ -168,10 +168,28 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert report['config']['iterations'] == 3
     assert len(np.loadtxt(out / 'loss.txt')) == 3
     assert '| chair |' in (out / 'MODEL_CARD.md').read_text()
-    assert isinstance(load_network(out / 'recon.pt'), CompactOccupancyNetwork)
-    bad = subprocess.run([RRB, 'train-recon', '--out', str(out), '--iterations', '0'],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and '--iterations must be >= 1' in bad.stderr
+    first = load_network(out / 'recon.pt')
+    assert isinstance(first, CompactOccupancyNetwork)
+    # continued from those weights: a second run, and the model card lists both
+    more = tmp_path / 'more'
+    proc = subprocess.run(
+        [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
+         '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
+         '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
+         '--seed', '5'], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((more / 'eval.json').read_text())['training_runs']
+    assert [r['iterations'] for r in runs] == [3, 2]
+    card = (more / 'MODEL_CARD.md').read_text()
+    assert 'Run 2: 2 steps' in card and '--init build/train-recon/recon.pt' in card
+    second = load_network(more / 'recon.pt')
+    w1, w2 = (n.decoder.fc_out.weight for n in (first, second))
+    assert not torch.equal(w1, w2) and torch.allclose(w1, w2, atol=0.05)  # moved, not reset
+    for args, error in ((['--iterations', '0'], '--iterations must be >= 1'),
+                        (['--init', str(tmp_path / 'none.pt')], 'checkpoint not found')):
+        bad = subprocess.run([RRB, 'train-recon', '--out', str(out), *args],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and error in bad.stderr, bad.stderr
 
 
 def test_held_out_metrics_are_exact_for_the_truth():

@@ -36,11 +36,11 @@ from torch import nn
 from .onet import (
     _read_state_dict,
     _shape,
-    _torch_load,
     DecoderCBatchNorm,
     normalize_imagenet,
     OccupancyNetwork,
     OccupancyNetworkBase,
+    read_checkpoint,
 )
 
 FORMAT = 'rrb-compact-onet-1'
@@ -132,15 +132,9 @@ def load_network(path: str | Path | None = None, device: torch.device | str = 'c
     Raises ValueError naming the file when it is missing or of no known layout.
     """
     path = Path(path).expanduser() if path else default_weights_path()
-    if not path.is_file():
-        raise ValueError(f'checkpoint not found: {path}')
-    try:
-        data = _torch_load(path, device)
-    except Exception as exc:  # torch raises many kinds for files of other formats
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f'cannot read checkpoint {path}: {msg[:200]}') from None
+    data = read_checkpoint(path, device)
     if isinstance(data, dict) and data.get('format') == FORMAT:
         return CompactOccupancyNetwork.from_checkpoint_dict(data, str(path), device)
     net = OccupancyNetwork()
-    net.load_onet_state_dict(_read_state_dict(path, device), source=str(path))
+    net.load_onet_state_dict(_read_state_dict(path, device, data), source=str(path))
     return net.to(device).eval()

@@ -393,16 +393,22 @@ def preprocess(image_rgb: np.ndarray, mask: np.ndarray, margin: float = 0.15,
 # Checkpoint reading
 
 
-def _read_state_dict(path: str | Path, device: torch.device | str) -> Mapping:
-    """Read a torch file and return the state_dict inside it; ValueError naming the path."""
+def read_checkpoint(path: str | Path, device: torch.device | str):
+    """Return what a torch checkpoint file holds; ValueError naming the path if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f'checkpoint not found: {path}')
     try:
-        data = _torch_load(path, device)
+        return _torch_load(path, device)
     except Exception as exc:  # torch raises many kinds for files of other formats
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f'cannot read checkpoint {path}: {msg[:200]}') from None
+
+
+def _read_state_dict(path: str | Path, device: torch.device | str, data=None) -> Mapping:
+    """Return the state_dict in a checkpoint (`data` if already read); ValueError naming it."""
+    if data is None:
+        data = read_checkpoint(path, device)
     if isinstance(data, Mapping) and isinstance(data.get('model'), Mapping):
         data = data['model']
     if not isinstance(data, Mapping) or not data or not all(

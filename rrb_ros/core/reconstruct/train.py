@@ -45,7 +45,7 @@ from ..geometry import from_rotvec
 from ..synth import look_at, render_frame, RenderSettings, Scene, SceneObject
 from .compact import CompactOccupancyNetwork
 from .mise import grid_to_mesh, logit
-from .onet import OccupancyNetworkBase, preprocess
+from .onet import OccupancyNetworkBase, preprocess, read_checkpoint
 from .shapes import KINDS, occupancy, parts_to_canonical, random_shape, Shape, to_canonical
 
 PADDING = 0.1
@@ -319,7 +319,7 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
     torch.manual_seed(cfg.seed)
     net, earlier = CompactOccupancyNetwork(), []
     if cfg.init:
-        start = torch.load(cfg.init, map_location='cpu', weights_only=True)
+        start = read_checkpoint(cfg.init, 'cpu')
         net = CompactOccupancyNetwork.from_checkpoint_dict(start, cfg.init)
         previous = start.get('report', {})
         earlier = previous.get('training_runs', [_run_summary(previous)] if previous else [])
