@@ -219,10 +219,10 @@ def test_shipped_network_reconstructs_held_out_chairs():
                             kinds=('chair',))
     iou = tr.volumetric_iou(net, tr.images_tensor(data.images), data.parts, data.valid,
                             n_points=50_000)
-    # the model card reports 0.32 mean on chairs; an untrained network scores about 0.05
+    # the model card reports 0.38 mean on chairs; an untrained network scores about 0.05
     assert np.median(iou) >= 0.2, iou
     chamfer = [tr.chamfer_l1(net.generate_mesh(tr.images_tensor(data.images[i:i + 1]),
                                                upsampling_steps=1),
                              tr.true_mesh(data.parts[i], data.valid[i], resolution=64))
                for i in range(3)]
-    assert np.median(chamfer) < 0.06, chamfer  # model card: 0.041 mean (unit-cube units)
+    assert np.median(chamfer) < 0.06, chamfer  # model card: 0.031 mean (unit-cube units)

@@ -354,10 +354,10 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
 
 
 def _run_summary(report: dict) -> dict:
-    """Summarise one `train_and_export` run (steps, batch, seed, minutes) for the model card."""
+    """Summarise one `train_and_export` run (data, steps, batch, minutes) for the model card."""
     cfg = report.get('config', {})
-    return {'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
-            'lr': cfg.get('lr'), 'seed': cfg.get('seed'),
+    return {'shapes': cfg.get('shapes'), 'iterations': cfg.get('iterations'),
+            'batch_size': cfg.get('batch_size'), 'lr': cfg.get('lr'), 'seed': cfg.get('seed'),
             'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
@@ -395,9 +395,10 @@ def model_card(report: dict, weights_bytes: int) -> str:
         f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
         f"{r['train_minutes']:.0f} min{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
+    seeds = ', '.join(f"{r['seed']}..{r['seed'] + r['shapes'] - 1}" for r in runs_list)
     reproduce = ', then '.join(
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
-        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('iterations', 'lr', 'seed')
+        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'iterations', 'lr', 'seed')
                 if r[k] != getattr(TrainConfig, k)) + '`'
         for i, r in enumerate(runs_list))
     return f"""# Model card: rrb_ros embedded reconstruction network
@@ -413,8 +414,8 @@ float16 ({weights_bytes / 1e6:.1f} MB). Output: occupancy logits in ONet's canon
 fitting when no CAD model exists. Not a general-purpose reconstructor: it has seen only the
 procedural families below, rendered by the project's synthetic renderer.
 
-**Training data.** {cfg['shapes']} procedural shapes (`shapes.random_shape`, seeds
-{cfg['seed']}..{cfg['seed'] + cfg['shapes'] - 1}): chairs (four legs, pedestal or sled; panel,
+**Training data.** {sum(r['shapes'] for r in runs_list)} procedural shapes
+(`shapes.random_shape`, seeds {seeds}): chairs (four legs, pedestal or sled; panel,
 slatted or railed backs, tilted; optional arms), stools, tables and sofas; {cfg['views']}
 views each at random azimuth, elevation 3-55 deg, distance, roll, colour, light and texture.
 Labels: exact occupancy of the solid parts at {cfg['points'] // 2} uniform and
