@@ -41,8 +41,10 @@ summary goes to stdout (and `--summary`); ORB-SLAM3's own log goes to stderr.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import sys
@@ -230,13 +232,26 @@ def run_orbslam(in_bag: str | Path, vocab: str | Path, image_topic: str = '/came
     """Track every image of `in_bag` with monocular ORB-SLAM3; return (trajectory, summary).
 
     The trajectory is the longest run of frames tracked OK (T_world_cam, optical frame) or
-    None when no frame was tracked.
+    None when no frame was tracked. Each call runs in a fresh process: ORB-SLAM3 keeps
+    process-wide state (static id counters and the like), and a second instance in one process
+    never initialises. `log` must be picklable (a module-level function).
     """
     try:
-        import pyorbslam3
+        import pyorbslam3  # noqa: F401  (here for the error; the child process uses it)
     except ImportError:
         raise ValueError('pyorbslam3 is not installed: pip install -r '
                          'requirements-orbslam.txt') from None
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_run_here, str(in_bag), str(vocab), image_topic, info_topic, rate,
+                           n_features, log).result()
+
+
+def _run_here(in_bag: str, vocab: str, image_topic: str, info_topic: str, rate: float,
+              n_features: int, log: Callable[[str], None]) -> tuple[Trajectory | None, dict]:
+    """`run_orbslam` in the calling process."""
+    import pyorbslam3
+
     from rrb_ros.tools import bag
     os.environ['PYORBSLAM3_VOCAB'] = str(vocab)  # the wheel never fetches its own
     reader = bag.open_reader(in_bag)
