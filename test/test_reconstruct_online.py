@@ -24,6 +24,7 @@ import dataclasses
 from conftest import octahedron_onet
 import numpy as np
 import pytest
+import trimesh
 
 from rrb_ros.core.fit import FitSettings
 from rrb_ros.core.geometry import from_rotvec, invert_T, make_T, rotation_angle
@@ -177,6 +178,34 @@ def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
     for bad in ({'min_iou': 0.5, 'fallback_iou': 0.6}, {'attempts': 0}):
         with pytest.raises(ValueError, match='fallback_iou|attempts'):
             _reconstructor(octa_net, **bad)
+
+
+def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path):
+    """`rrb reconstruct --camera-info --camera-height`: a posed mesh in metres, on the floor."""
+    import json
+
+    import cv2
+    import torch
+    import yaml
+
+    from rrb_ros.tools import cli
+    checkpoint, camera = tmp_path / 'octa.pt', tmp_path / 'camera.yaml'
+    torch.save({'model': octa_net.state_dict()}, checkpoint)
+    camera.write_text(yaml.safe_dump(view['camera'].to_yaml_dict()))
+    cv2.imwrite(str(tmp_path / 'image.png'), view['image'][..., ::-1])
+    cv2.imwrite(str(tmp_path / 'mask.png'), view['labels'] * 255)
+    out = tmp_path / 'mesh.obj'
+    code = cli.main(['reconstruct', '--image', str(tmp_path / 'image.png'), '--mask',
+                     str(tmp_path / 'mask.png'), '--checkpoint', str(checkpoint), '--out',
+                     str(out), '--camera-info', str(camera), '--camera-height', '1.2',
+                     '--camera-pitch', '0.35', '--resolution0', '32'])
+    assert code == 0
+    mesh = trimesh.load(out, force='mesh')
+    assert mesh.bounds[0, 2] == pytest.approx(0.0, abs=1e-6)
+    assert abs(mesh.extents[2] / TRUE_HEIGHT - 1) < 0.05
+    pose = json.loads(out.with_suffix('.json').read_text())
+    err = np.linalg.norm(np.asarray(pose['T_cam_obj'])[:3, 3] - view['T'][:3, 3])
+    assert err < 0.03 * np.linalg.norm(view['T'][:3, 3])
 
 
 def test_objects_with_meshes_are_not_reconstructed(view):

@@ -120,7 +120,8 @@ def _metric(args: argparse.Namespace, net, image, mask, out: Path):
     rec = ObjectReconstructor(ReconstructSettings(
         threshold=args.threshold, resolution0=args.resolution0,
         upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
-        min_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1), network=net)
+        min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1),
+        network=net)
     result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
     out.with_suffix('.json').write_text(json.dumps({
         'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,
