@@ -16,6 +16,7 @@
 
 from geometry_msgs.msg import TransformStamped
 import numpy as np
+import pytest
 from std_msgs.msg import Header
 
 from rrb_ros.core.geometry import from_rotvec, invert_T, make_T
@@ -59,3 +60,20 @@ def test_bad_transforms_are_skipped_and_cycles_end():
     assert tf.lookup('a', 'b') is None
     tf.add([_tf('a', 'b', np.eye(4)), _tf('b', 'a', np.eye(4))])  # a broken tree: a loop
     assert tf.lookup('a', 'c') is None  # returns instead of looping forever
+
+
+def test_ground_plane_from_tf():
+    """The floor in the camera frame, or a ValueError that says what is missing."""
+    tf = LatestTransforms()
+    with pytest.raises(ValueError, match='no TF from base to camera_optical yet'):
+        tf.ground_plane('base', 'camera_optical')
+    # a camera 1.3 m up, optical axis level with the floor (z forward, y down)
+    R_base_opt = np.column_stack([[0, -1, 0], [0, 0, -1], [1, 0, 0]])  # x right, y down
+    T_base_opt = make_T(R_base_opt.astype(float), [0, 0, 1.3])
+    tf.add([_tf('base', 'camera_optical', T_base_opt)])
+    n, h = tf.ground_plane('base', 'camera_optical')
+    np.testing.assert_allclose(n, [0, -1, 0], atol=1e-9)  # up is -y in the optical frame
+    assert h == pytest.approx(1.3)
+    tf.add([_tf('base', 'camera_optical', make_T(np.eye(3), [0, 0, -0.5]))])  # below the floor
+    with pytest.raises(ValueError, match='ground plane from TF unusable'):
+        tf.ground_plane('base', 'camera_optical')

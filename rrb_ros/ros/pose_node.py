@@ -46,7 +46,6 @@ from visualization_msgs.msg import MarkerArray
 
 from rrb_ros.core.config import build_pipeline, ground_from_params, object_parameters, PARAMETERS
 from rrb_ros.core.mesh import MeshError
-from rrb_ros.core.reconstruct.scale import ground_plane_from_transform
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.sync import StampSynchronizer
@@ -163,15 +162,10 @@ class PoseNode(Node):
         """Return the floor plane in the camera frame `frame_id`; None when unknown."""
         if self.tf is None:
             return self.ground
-        T = self.tf.lookup(self.base_frame, frame_id)
-        if T is None:
-            self._warn('ground', f'no TF from {self.base_frame} to {frame_id} yet: cannot '
-                       'reconstruct objects')
-            return None
         try:
-            return ground_plane_from_transform(T)
+            return self.tf.ground_plane(self.base_frame, frame_id)
         except ValueError as exc:
-            self._warn('ground', f'ground plane from TF unusable: {exc}')
+            self._warn('ground', f'{exc}: cannot reconstruct objects')
             return None
 
     def _on_reconstruct(self, request, response):

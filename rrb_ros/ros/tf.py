@@ -27,6 +27,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from rrb_ros.core.reconstruct.scale import ground_plane_from_transform
 from rrb_ros.ros import convert
 
 try:
@@ -93,3 +94,13 @@ class LatestTransforms:
         if common is None:
             return None
         return np.linalg.inv(up_target[common]) @ up_source[common]
+
+    def ground_plane(self, base_frame: str, camera_frame: str) -> tuple[np.ndarray, float]:
+        """Return the floor (z = 0 of `base_frame`) in `camera_frame`; ValueError if unknown."""
+        T = self.lookup(base_frame, camera_frame)
+        if T is None:
+            raise ValueError(f'no TF from {base_frame} to {camera_frame} yet')
+        try:
+            return ground_plane_from_transform(T)
+        except ValueError as exc:
+            raise ValueError(f'ground plane from TF unusable: {exc}') from None

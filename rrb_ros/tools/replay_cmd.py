@@ -41,7 +41,6 @@ from rrb_ros.core.config import (
     unknown_parameters,
     with_defaults,
 )
-from rrb_ros.core.reconstruct.scale import ground_plane_from_transform
 from rrb_ros.ros import convert
 from rrb_ros.ros.convert import stamp_to_ns, tf_message
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
@@ -202,8 +201,7 @@ def _ground(ground, tf: LatestTransforms | None, frame_id: str):
     """Return the floor plane for a frame: given, from TF (None until known), or None."""
     if not isinstance(ground, str):
         return ground
-    T = tf.lookup(ground, frame_id) if tf is not None else None
     try:
-        return None if T is None else ground_plane_from_transform(T)
-    except ValueError:  # the camera below the floor: no usable plane
+        return tf.ground_plane(ground, frame_id) if tf is not None else None
+    except ValueError:  # not heard yet, or the camera below the floor: no usable plane
         return None
