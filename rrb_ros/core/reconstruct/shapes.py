@@ -327,7 +327,7 @@ _GENERATORS = {'chair': chair, 'stool': stool, 'table': table, 'sofa': sofa}
 
 def random_shape(rng: np.random.Generator, kinds: tuple[str, ...] = KINDS,
                  weights: tuple[float, ...] | None = None) -> Shape:
-    """Draw one shape of the given families (default: chairs half the time)."""
+    """Draw one shape of the given families (default weights: chairs 2, the others 1 each)."""
     if weights is None:
         weights = tuple(2.0 if k == 'chair' else 1.0 for k in kinds)
     p = np.asarray(weights, float) / np.sum(weights)
