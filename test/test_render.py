@@ -26,6 +26,7 @@ from rrb_ros.core.render import (
     RasterSettings,
     render_silhouette,
     render_silhouette_dense,
+    render_silhouette_jacobian,
 )
 
 
@@ -103,6 +104,29 @@ def test_gradient_matches_finite_differences():
         d[idx] = eps
         num[idx] = (loss(v0 + d) - loss(v0 - d)) / (2 * eps)
     assert torch.allclose(v.grad, num, rtol=1e-4, atol=1e-6)
+
+
+def test_forward_mode_jacobian_matches_autograd(chair):
+    # the Levenberg-Marquardt Jacobian: vertices move linearly in 4 parameters; its dS/dq must
+    # be autograd's through render_silhouette, for closed (culled) and open rendering
+    cam = PinholeCamera(110.0, 110.0, 39.5, 35.5, 80, 72)
+    T = make_T(viewpoint_rotation(0.9, 0.35, 0.1), [0.01, 0.02, 1.7])
+    v0 = posed(chair, T, torch.float64)[0][0]
+    f = torch.tensor(chair.faces)
+    K = torch.tensor(cam.K)
+    dX = torch.randn(len(v0), 3, 4, dtype=torch.float64,
+                     generator=torch.Generator().manual_seed(3)) * 0.01
+    for s in (RasterSettings(sigma=0.15), RasterSettings(sigma=1.0, cull_backfaces=True)):
+        S, J = render_silhouette_jacobian(v0, dX, f, K, cam.width, cam.height, s)
+        assert S.shape == (72, 80) and J.shape == (72, 80, 4)
+        assert torch.allclose(S, render_silhouette(v0[None], f, K, 80, 72, s)[0], atol=1e-12)
+        for seed in (4, 5):   # weighted sums of J against the gradient of the weighted sum
+            w = torch.rand(72, 80, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(seed))
+            q = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+            (render_silhouette((v0 + dX @ q)[None], f, K, 80, 72, s)[0] * w).sum().backward()
+            assert q.grad.abs().max() > 1.0
+            assert torch.allclose((J * w[..., None]).sum((0, 1)), q.grad, rtol=1e-9, atol=1e-9)
 
 
 def test_batch_equals_single_poses(chair):

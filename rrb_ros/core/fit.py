@@ -65,9 +65,11 @@ class FitSettings:
     """Resolution of the coarse stage and of the initialisation grid (pixels)."""
     crop_scale: float = 1.25
     """Side of the square crop over the longer side of the mask box."""
-    max_faces: int = 2000
-    """Face budget of the mesh used in the fine stage (quadric decimation)."""
-    coarse_faces: int = 600
+    max_faces: int = 1000
+    """Face budget of the mesh used in the fine stage (quadric decimation). Fewer, larger
+    faces are also more accurate: the soft union of many small faces along the contour
+    inflates the silhouette, which biases depth."""
+    coarse_faces: int = 400
     """Face budget in the coarse stage."""
     init_faces: int = 300
     """Face budget when scoring the initial hypotheses (hundreds of poses in one batch)."""
@@ -75,9 +77,9 @@ class FitSettings:
     """Resolution at which the initial hypotheses are scored (pixels)."""
     sigma_init: float = 0.5
     """Soft edge width when scoring the initial hypotheses (pixels^2)."""
-    sigma_coarse: float = 1.0
+    sigma_coarse: float = 0.7
     """Soft edge width in the coarse stage (coarse pixels^2)."""
-    sigma_fine: float = 0.15
+    sigma_fine: float = 0.1
     """Soft edge width in the fine stage (working pixels^2)."""
     coarse_iterations: int = 20
     """Most Adam steps in the coarse stage."""
@@ -98,7 +100,10 @@ class FitSettings:
     patience: int = 8
     """Stop a stage when the loss improved by less than `tolerance` for this many steps."""
     tolerance: float = 1e-4
-    """Relative loss improvement that counts as progress."""
+    """Relative loss improvement that counts as progress (Adam)."""
+    lm_tolerance: float = 1e-3
+    """Levenberg-Marquardt stops after a step that lowers the loss by less than this
+    (relative); the steps after it move the pose by hundredths of a degree."""
     grid: ViewpointGrid = field(default_factory=ViewpointGrid)
     """Viewpoints scored when there is no initial pose."""
     top_k: int = 4
@@ -402,7 +407,7 @@ class PoseFitter:
             rel = (cost - cost_new) / max(cost, 1e-12)
             R, t, cost, r, J = R_new, t_new, cost_new, r_new, J_new
             lam = max(lam / 3.0, 1e-7)
-            if rel < self.settings.tolerance:
+            if rel < self.settings.lm_tolerance:
                 break
         loss = torch.tensor([cost / area], device=self.device)
         return R[None], t[None], loss, n

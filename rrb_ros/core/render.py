@@ -338,16 +338,17 @@ def render_silhouette_jacobian(verts_cam: torch.Tensor, dverts_cam: torch.Tensor
         fx, fy = K[0, 0], K[1, 1]
         du = fx * iz[:, None] * (dverts_cam[:, 0] - x[:, None] * iz[:, None] * dverts_cam[:, 2])
         dv = fy * iz[:, None] * (dverts_cam[:, 1] - y[:, None] * iz[:, None] * dverts_cam[:, 2])
-        duv = torch.stack([du, dv], 1)                                  # (V, 2, m)
-        vid = faces.index_select(0, bf).index_select(0, pair_face)      # (P, 3) vertex ids
-        va = vid.gather(1, k[:, None])[:, 0]
-        vb = vid.gather(1, ((k + 1) % 3)[:, None])[:, 0]
+        duv = torch.cat([du, dv], 1)                                    # (V, 2m): u | v
+        fb = faces.index_select(0, bf).reshape(-1)                      # (nF * 3,) vertex ids
+        row = pair_face * 3
+        va = fb.index_select(0, row + k)
+        vb = fb.index_select(0, row + torch.where(k == 2, 0, k + 1))
         # d log(1 - D)/d(params) = -sig_sgn / sigma * d(d^2)/d(params), with
-        # d(d^2) = -2 d . ((1 - t) d a_k + t d a_k+1)  (envelope theorem, closest edge k)
-        ja = torch.einsum('pc,pcm->pm', d_k, duv.index_select(0, va))
-        jb = torch.einsum('pc,pcm->pm', d_k, duv.index_select(0, vb))
-        dlog = (torch.lerp(ja, jb, t_k[:, None])
-                * (sig_sgn * (2.0 / settings.sigma))[:, None])           # (P, m)
+        # d(d^2) = -2 d . ((1 - t) d a_k + t d a_k+1)  (envelope theorem, closest edge k);
+        # elementwise over (P, 2m) rows: far faster than a batch of (1, 2) x (2, m) products
+        g = torch.lerp(duv.index_select(0, va), duv.index_select(0, vb), t_k[:, None])
+        coef = (sig_sgn * (2.0 / settings.sigma))[:, None]
+        dlog = torch.addcmul(g[:, :m] * (d_k[:, :1] * coef), g[:, m:], d_k[:, 1:] * coef)
         dacc = zeros.new_zeros(n_pix, m).index_add_(0, pix, dlog)
         unc = torch.exp(acc)
         return (1.0 - unc).reshape(height, width), (-unc[:, None] * dacc).reshape(
