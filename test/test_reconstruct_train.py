@@ -185,6 +185,17 @@ def test_train_recon_cli_writes_everything(tmp_path):
     second = load_network(more / 'recon.pt')
     w1, w2 = (n.decoder.fc_out.weight for n in (first, second))
     assert not torch.equal(w1, w2) and torch.allclose(w1, w2, atol=0.05)  # moved, not reset
+    # continued from the shipped weights, whose run summaries predate the 'shapes' field
+    shipped = tmp_path / 'shipped'
+    proc = subprocess.run(
+        [RRB, 'train-recon', '--out', str(shipped), '--init', str(default_weights_path()),
+         '--shapes', '2', '--views', '1', '--iterations', '1', '--batch-size', '2', '--points',
+         '64', '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads',
+         '1', '--seed', '9'], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((shipped / 'eval.json').read_text())['training_runs']
+    assert len(runs) >= 3 and all(r['shapes'] for r in runs) and runs[-1]['shapes'] == 2
+    assert f'Run {len(runs)}: 1 steps' in (shipped / 'MODEL_CARD.md').read_text()
     for args, error in ((['--iterations', '0'], '--iterations must be >= 1'),
                         (['--init', str(tmp_path / 'none.pt')], 'checkpoint not found')):
         bad = subprocess.run([RRB, 'train-recon', '--out', str(out), *args],

@@ -323,6 +323,8 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
         net = CompactOccupancyNetwork.from_checkpoint_dict(start, cfg.init)
         previous = start.get('report', {})
         earlier = previous.get('training_runs', [_run_summary(previous)] if previous else [])
+        # summaries written before a field existed: that run used its default
+        earlier = [{**_run_summary({'config': asdict(TrainConfig())}), **r} for r in earlier]
     t0 = time.perf_counter()
     data = build_dataset(cfg.shapes, cfg.views, cfg.seed, net.image_size, cfg.render_size,
                          cfg.surface_samples, progress=progress)
