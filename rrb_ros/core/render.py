@@ -184,7 +184,7 @@ class _SoftRasterPairs(torch.autograd.Function):
         row = pair_face * 3
         grad = torch.zeros(ctx.n_face * 3, 2, dtype=g_d.dtype, device=g_d.device)
         grad.index_add_(0, row + k, g_d * (1.0 - t_k).unsqueeze(-1))
-        grad.index_add_(0, row + torch.where(k == 2, -2, 1) + k, g_d * t_k.unsqueeze(-1))
+        grad.index_add_(0, row + torch.where(k == 2, 0, k + 1), g_d * t_k.unsqueeze(-1))
         return grad.reshape(ctx.n_face, 3, 2), None, None, None, None, None
 
 
