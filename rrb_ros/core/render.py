@@ -159,6 +159,13 @@ def _pair_terms(tri: torch.Tensor, pair_face: torch.Tensor, p: torch.Tensor, pix
     return acc, k, t_k, torch.stack([dx, dy], 1), torch.sigmoid(x).mul_(sgn)
 
 
+def _closest_edge_ends(pair_face: torch.Tensor, k: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat (face * 3 + corner) indices of the two ends a_k, a_k+1 of each pair's closest edge."""
+    row = pair_face * 3
+    return row + k, row + torch.where(k == 2, 0, k + 1)
+
+
 class _SoftRasterPairs(torch.autograd.Function):
     """log(1 - S) per pixel from (face, pixel) candidate pairs, with a hand-written backward.
 
@@ -181,10 +188,10 @@ class _SoftRasterPairs(torch.autograd.Function):
         pair_face, pix, k, t_k, d_k, sig_sgn = ctx.saved_tensors
         coef = grad_acc.index_select(0, pix) * sig_sgn * (2.0 / ctx.sigma)
         g_d = coef.unsqueeze(-1) * d_k                              # (P, 2)
-        row = pair_face * 3
+        a, b = _closest_edge_ends(pair_face, k)
         grad = torch.zeros(ctx.n_face * 3, 2, dtype=g_d.dtype, device=g_d.device)
-        grad.index_add_(0, row + k, g_d * (1.0 - t_k).unsqueeze(-1))
-        grad.index_add_(0, row + torch.where(k == 2, 0, k + 1), g_d * t_k.unsqueeze(-1))
+        grad.index_add_(0, a, g_d * (1.0 - t_k).unsqueeze(-1))
+        grad.index_add_(0, b, g_d * t_k.unsqueeze(-1))
         return grad.reshape(ctx.n_face, 3, 2), None, None, None, None, None
 
 
@@ -343,9 +350,7 @@ def render_silhouette_jacobian(verts_cam: torch.Tensor, dverts_cam: torch.Tensor
         dv = fy * iz[:, None] * (dverts_cam[:, 1] - y[:, None] * iz[:, None] * dverts_cam[:, 2])
         duv = torch.cat([du, dv], 1)                                    # (V, 2m): u | v
         fb = faces.index_select(0, bf).reshape(-1)                      # (nF * 3,) vertex ids
-        row = pair_face * 3
-        va = fb.index_select(0, row + k)
-        vb = fb.index_select(0, row + torch.where(k == 2, 0, k + 1))
+        va, vb = (fb.index_select(0, i) for i in _closest_edge_ends(pair_face, k))
         # d log(1 - D)/d(params) = -sig_sgn / sigma * d(d^2)/d(params), with
         # d(d^2) = -2 d . ((1 - t) d a_k + t d a_k+1)  (envelope theorem, closest edge k);
         # elementwise over (P, 2m) rows: far faster than a batch of (1, 2) x (2, m) products
