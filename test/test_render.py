@@ -129,6 +129,50 @@ def test_forward_mode_jacobian_matches_autograd(chair):
             assert torch.allclose((J * w[..., None]).sum((0, 1)), q.grad, rtol=1e-9, atol=1e-9)
 
 
+def test_scanline_candidates_cover_every_pixel_within_the_blur_radius():
+    # random triangles (tiny to large, horizontal and vertical edges, partly off the image,
+    # two images): every (face, pixel) within r of a triangle must be a candidate pair, once
+    from rrb_ros.core.render import _candidate_pairs
+    g = torch.Generator().manual_seed(7)
+    W, H, r = 37, 29, 1.7
+    centre = torch.rand(2, 60, 1, 2, generator=g, dtype=torch.float64) * torch.tensor(
+        [W + 10.0, H + 10.0], dtype=torch.float64) - 5
+    scale = torch.exp(torch.randn(2, 60, 1, 1, generator=g, dtype=torch.float64) * 1.5)
+    tri = centre + scale * torch.randn(2, 60, 3, 2, generator=g, dtype=torch.float64)
+    tri[0, :10, 1, 1] = tri[0, :10, 0, 1]          # horizontal edges
+    tri[1, :10, 2, 0] = tri[1, :10, 1, 0]          # vertical edges
+    valid = torch.ones(2, 60, dtype=torch.bool)
+    valid[1, -5:] = False
+    bf, pair_face, p, pix = _candidate_pairs(tri, valid, W, H, r)
+    face = bf[pair_face]
+    b = face // 60
+    assert torch.equal(pix, (b * H + p[1].long()) * W + p[0].long())
+    key = face * (2 * H * W) + pix
+    assert len(torch.unique(key)) == len(key)
+    # distance from every pixel centre to every triangle (0 inside)
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float64),
+                            torch.arange(W, dtype=torch.float64), indexing='ij')
+    q = torch.stack([xs, ys], -1).reshape(1, 1, -1, 1, 2)
+    a = tri[:, :, None]
+    e = a.roll(-1, dims=3) - a
+    w = q - a
+    t = ((w * e).sum(-1) / (e * e).sum(-1).clamp_min(1e-12)).clamp(0, 1)
+    dist = (w - t[..., None] * e).norm(dim=-1).amin(-1)               # (2, 60, HW)
+    cross = e[..., 0] * w[..., 1] - e[..., 1] * w[..., 0]
+    inside = (cross >= 0).all(-1) | (cross <= 0).all(-1)
+    near = ((dist < r - 1e-6) | inside) & valid[..., None]
+    fb, pixel = torch.nonzero(near.reshape(120, H * W), as_tuple=True)
+    want = fb * (2 * H * W) + (fb // 60) * H * W + pixel
+    assert len(want) > 500
+    assert torch.isin(want, key).all()
+    # and scanlines are tighter than the face boxes
+    size = torch.tensor([W, H])
+    first = (tri.amin(2) - r).ceil().clamp(torch.zeros(2), size - 1)
+    last = (tri.amax(2) + r).floor().clamp(-torch.ones(2), size - 1)
+    in_box = (last - first + 1).clamp_min(0).prod(-1)[valid]
+    assert len(key) < 0.8 * in_box.sum()
+
+
 def test_batch_equals_single_poses(chair):
     cam = PinholeCamera(100.0, 100.0, 31.5, 31.5, 64, 64)
     Ts = [make_T(viewpoint_rotation(a, 0.3, 0.0), [0.0, 0.0, 2.0]) for a in (0.0, 1.0, 2.5)]

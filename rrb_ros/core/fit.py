@@ -82,7 +82,7 @@ class FitSettings:
     sigma_fine: float = 0.1
     """Soft edge width in the fine stage (working pixels^2)."""
     coarse_iterations: int = 20
-    """Most Adam steps in the coarse stage."""
+    """Most steps in the coarse stage (Adam steps, or accepted Levenberg-Marquardt steps)."""
     fine_iterations: int = 25
     """Most steps in the fine stage (Adam steps, or accepted Levenberg-Marquardt steps)."""
     coarse_optimizer: str = 'auto'
@@ -129,7 +129,7 @@ class FitResult:
     iou: float
     """Silhouette IoU of the fitted mesh against the mask (hard, 0..1; `silhouette_iou`)."""
     iterations: int
-    """Adam steps taken, all stages and hypotheses batches counted once."""
+    """Optimiser steps taken (Adam or Levenberg-Marquardt), all stages, batches counted once."""
     seconds: float
     """Wall time of the fit."""
     loss: float
