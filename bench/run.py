@@ -146,11 +146,13 @@ def bench_recon(n_chairs: int) -> dict:
     from rrb_ros.core.reconstruct import (
         ground_plane_from_height,
         load_network,
+        load_viewpoint_head,
         ObjectReconstructor,
         OccupancyNetwork,
         ReconstructSettings,
     )
     from rrb_ros.core.reconstruct import train as tr
+    from rrb_ros.core.reconstruct.viewpoint import evaluate_viewpoint_head
     from rrb_ros.core.synth import look_at, render_frame, Scene, SceneObject
 
     net = load_network()
@@ -158,6 +160,8 @@ def bench_recon(n_chairs: int) -> dict:
     data = tr.build_dataset(n_chairs, 1, seed, net.image_size, kinds=('chair',))
     images = tr.images_tensor(data.images)
     iou = tr.volumetric_iou(net, images, data.parts, data.valid)
+    head = load_viewpoint_head()
+    viewpoint = evaluate_viewpoint_head(head, tr.encode_all(net, data), data.azimuth)
     others = {}
     for k, kind in enumerate(('stool', 'table', 'sofa')):
         d = tr.build_dataset(3, 1, seed + 1000 * (k + 1), net.image_size, kinds=(kind,))
@@ -182,9 +186,10 @@ def bench_recon(n_chairs: int) -> dict:
         onet_ms = timed(lambda: onet.decode(pts, c_onet), 3, 1)
     # metric scale on the floor: camera 1.1 m up looking at a held-out chair
     height = 1.1
-    scale_err, own_iou = [], []
+    scale_err, own_iou, rot_err = [], [], []
     # one view per chair: kept unless its fit is below the fallback IoU
-    rec = ObjectReconstructor(ReconstructSettings(attempts=1), FitSettings(), network=net)
+    rec = ObjectReconstructor(ReconstructSettings(attempts=1), FitSettings(), network=net,
+                              viewpoint_head=head)
     camera = default_camera()
     for i in range(min(5, n_chairs)):
         mesh = data.shapes[i].mesh()  # metres, standing on z = 0
@@ -196,9 +201,12 @@ def bench_recon(n_chairs: int) -> dict:
             r = rec.reconstruct(f'chair{i}', rgb, labels, 1, camera, ground)
             scale_err.append(abs(r.mesh.extents[2] / mesh.extents[2] - 1))
             own_iou.append(r.iou)
+            # the network's canonical frame is the shape's: the pose's rotation is comparable
+            rot_err.append(np.rad2deg(rotation_angle(r.T_cam_obj[:3, :3], T_wc[:3, :3].T)))
         except ValueError:
             scale_err.append(float('inf'))
             own_iou.append(0.0)
+            rot_err.append(180.0)
     return {
         'recon_seconds_per_image': float(np.median(times)),
         'recon_encode_ms': 1e3 * float(np.median(encode)),
@@ -209,6 +217,10 @@ def bench_recon(n_chairs: int) -> dict:
         'recon_decoder_speedup_vs_onet': onet_ms / small_ms,
         'recon_height_err_median_pct': 100 * float(np.median(scale_err)),
         'recon_own_view_iou_median': float(np.median(own_iou)),
+        'recon_pose_rot_err_median_deg': float(np.median(rot_err)),
+        'recon_pose_rot_err_over_90deg': float(np.mean(np.asarray(rot_err) > 90)),
+        'viewpoint_chair_median_err_deg': viewpoint['median_error_deg'],
+        'viewpoint_chair_front_back_correct': viewpoint['front_back_correct'],
     }
 
 
@@ -239,6 +251,10 @@ TARGETS = [  # key, target, comparison, unit
     ('recon_heldout_sofa_iou_mean', None, '', ''),
     ('recon_height_err_median_pct', 5.0, '<=', '%'),
     ('recon_own_view_iou_median', None, '', ''),
+    ('recon_pose_rot_err_median_deg', None, '', 'deg'),
+    ('recon_pose_rot_err_over_90deg', None, '', ''),
+    ('viewpoint_chair_median_err_deg', None, '', 'deg'),
+    ('viewpoint_chair_front_back_correct', None, '', ''),
 ]
 
 

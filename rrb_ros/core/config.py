@@ -77,6 +77,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                                     'reconstruction; below, the attempts go on'),
     'reconstruction.max_faces': (ReconstructSettings.max_faces, 'Face budget of reconstructed '
                                  'meshes'),
+    'reconstruction.viewpoint_flip_mass': (
+        ReconstructSettings.viewpoint_flip_mass, 'When the viewpoint head gives the fitted yaw '
+        'less than this probability, the 180-degree turned pose is fitted too and kept if it '
+        'fits nearly as well; 0 = off'),
 }
 
 
@@ -167,7 +171,9 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             min_iou=float(p['reconstruction.min_iou']),
             attempts=int(p['reconstruction.attempts']),
             fallback_iou=float(p['reconstruction.fallback_iou']),
-            max_faces=int(p['reconstruction.max_faces']), device=str(p['device'])), fit)
+            max_faces=int(p['reconstruction.max_faces']),
+            viewpoint_flip_mass=float(p['reconstruction.viewpoint_flip_mass']),
+            device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(
         fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])),

@@ -29,6 +29,7 @@ from . import (
     replay_cmd,
     synth_cmd,
     train_recon_cmd,
+    train_viewpoint_cmd,
 )
 
 SUBCOMMANDS = {
@@ -41,6 +42,7 @@ SUBCOMMANDS = {
     'reconstruct': reconstruct_cmd,
     'orbslam': orbslam_cmd,
     'train-recon': train_recon_cmd,
+    'train-viewpoint': train_viewpoint_cmd,
 }
 
 

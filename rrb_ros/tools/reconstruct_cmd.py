@@ -109,6 +109,7 @@ def _metric(args: argparse.Namespace, net, image, mask, out: Path):
     from rrb_ros.core.camera import PinholeCamera
     from rrb_ros.core.reconstruct import (
         ground_plane_from_height,
+        load_viewpoint_head,
         ObjectReconstructor,
         ReconstructSettings,
     )
@@ -121,9 +122,10 @@ def _metric(args: argparse.Namespace, net, image, mask, out: Path):
         threshold=args.threshold, resolution0=args.resolution0,
         upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
         min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1),
-        network=net)
+        network=net, viewpoint_head=load_viewpoint_head(args.checkpoint))
     result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
     out.with_suffix('.json').write_text(json.dumps({
         'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,
-        'extents_m': result.mesh.extents.tolist()}, indent=2) + '\n')
+        'extents_m': result.mesh.extents.tolist(), 'viewpoint': result.viewpoint},
+        indent=2) + '\n')
     return result.mesh

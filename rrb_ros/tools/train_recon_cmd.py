@@ -64,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 class _Progress:
-    def __init__(self) -> None:
+    def __init__(self, prog: str = 'rrb train-recon') -> None:
+        self.prog = prog
         self.last = (None, -1.0)
         self.tty = sys.stderr.isatty()
 
@@ -75,7 +76,7 @@ class _Progress:
             return
         self.last = (stage, now)
         bar = '#' * int(30 * done / total)
-        line = f'rrb train-recon: {stage:18s} [{bar:30s}] {done}/{total} {detail}'
+        line = f'{self.prog}: {stage:18s} [{bar:30s}] {done}/{total} {detail}'
         end = '\n' if done == total or not self.tty else ''
         print(('\r' if self.tty else '') + line, end=end, file=sys.stderr, flush=True)
 

@@ -20,6 +20,7 @@ from .onet import N_PARAMETERS, OccupancyNetwork, OccupancyNetworkBase, preproce
 from .online import ObjectReconstructor, Reconstruction, ReconstructSettings, view_problem
 from .scale import ground_plane_from_height, ground_plane_from_transform, scale_to_ground
 from .shapes import canonical_to_object
+from .viewpoint import load_viewpoint_head, ViewpointHead
 
 __all__ = [
     'CompactOccupancyNetwork',
@@ -37,8 +38,10 @@ __all__ = [
     'ground_plane_from_height',
     'ground_plane_from_transform',
     'load_network',
+    'load_viewpoint_head',
     'logit',
     'preprocess',
     'scale_to_ground',
     'view_problem',
+    'ViewpointHead',
 ]

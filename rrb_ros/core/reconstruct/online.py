@@ -31,6 +31,7 @@ import time
 
 import cv2
 import numpy as np
+import torch
 
 from ..camera import PinholeCamera
 from ..fit import FitSettings, PoseFitter
@@ -39,6 +40,7 @@ from ..mesh import load_mesh, Mesh, MeshError
 from .onet import preprocess
 from .scale import scale_to_ground
 from .shapes import canonical_to_object
+from .viewpoint import camera_azimuth, half_circle_mass, load_viewpoint_head, ViewpointHead
 
 
 @dataclass
@@ -69,6 +71,11 @@ class ReconstructSettings:
     """MISE refinement steps."""
     threshold: float = 0.2
     """Occupancy probability of the surface."""
+    viewpoint_flip_mass: float = 0.25
+    """When the network's viewpoint head gives the fitted yaw's half circle less probability
+    than this, the 180-degree turned pose is fitted too (0 turns the check off) ..."""
+    viewpoint_iou_margin: float = 0.05
+    """... and kept if its silhouette IoU is at most this much lower."""
     device: str = 'cpu'
 
 
@@ -88,6 +95,8 @@ class Reconstruction:
     seconds: float
     source: str
     """'network' or the cache file."""
+    viewpoint: str = ''
+    """What the viewpoint head decided ('' when it was not asked)."""
 
 
 def view_problem(labels: np.ndarray, label: int, settings: ReconstructSettings) -> str | None:
@@ -114,11 +123,17 @@ class ObjectReconstructor:
     """Meshes for objects without a CAD model: from the network, or from the cache."""
 
     def __init__(self, settings: ReconstructSettings | None = None,
-                 fit_settings: FitSettings | None = None, network=None) -> None:
-        """Check the settings; `settings.network` loads on first use unless `network` is given."""
+                 fit_settings: FitSettings | None = None, network=None,
+                 viewpoint_head: ViewpointHead | None = None) -> None:
+        """Check the settings; `settings.network` loads on first use unless `network` is given.
+
+        The viewpoint head comes with the network's weights, or is given with `network`.
+        """
         self.settings = settings or ReconstructSettings()
         self.fit_settings = fit_settings or FitSettings()
         self._net = network
+        self._head = viewpoint_head
+        self._head_loaded = network is not None or viewpoint_head is not None
         self._tries: dict[str, tuple[Reconstruction, int]] = {}
         """Per object still without a mesh: the best reconstruction so far and the views tried."""
         s = self.settings
@@ -127,13 +142,47 @@ class ObjectReconstructor:
                              f'and {s.min_iou}')
         if s.attempts < 1:
             raise ValueError(f'attempts must be >= 1, got {s.attempts}')
+        if not 0 <= s.viewpoint_flip_mass <= 1 or s.viewpoint_iou_margin < 0:
+            raise ValueError(f'need 0 <= viewpoint_flip_mass <= 1 and viewpoint_iou_margin >= 0, '
+                             f'got {s.viewpoint_flip_mass} and {s.viewpoint_iou_margin}')
 
     def load_network(self):
         """Load the network now (it is loaded on first use otherwise); return it."""
         if self._net is None:
             from .compact import load_network
             self._net = load_network(self.settings.network or None, self.settings.device)
+        if not self._head_loaded:
+            self._head = load_viewpoint_head(self.settings.network or None)
+            self._head_loaded = True
         return self._net
+
+    def _front_or_back(self, net, x, mesh: Mesh, fit, obj: np.ndarray, camera: PinholeCamera,
+                       others: np.ndarray | None):
+        """Ask the viewpoint head whether the fit faces the right way; fit the turn if not.
+
+        Silhouettes of furniture seen from the front and from the back are nearly the same, so
+        the best-fitting yaw can be 180 degrees off. The head's azimuth distribution decides
+        when it gives the fitted yaw's half circle little probability and the turned pose fits
+        nearly as well. Returns the fit kept and a note on what was decided.
+        """
+        s = self.settings
+        if self._head is None or s.viewpoint_flip_mass <= 0:
+            return fit, ''
+        with torch.no_grad():
+            c = net.encode(x.to(net.device))
+        p = self._head.probabilities(c)[0]
+        mass = half_circle_mass(p, self._head.centres().numpy(), camera_azimuth(fit.T_cam_obj))
+        if mass >= s.viewpoint_flip_mass:
+            return fit, f'viewpoint head agrees ({mass:.2f} of its probability)'
+        turn = np.diag([-1.0, -1.0, 1.0, 1.0])   # 180 degrees about the object's z axis
+        turned = PoseFitter(mesh, self.fit_settings).fit(obj, camera, fit.T_cam_obj @ turn,
+                                                         others)
+        if turned.iou >= fit.iou - s.viewpoint_iou_margin:
+            return turned, (f'turned 180 deg: the viewpoint head gives the fitted yaw only '
+                            f'{mass:.2f} of its probability (IoU {turned.iou:.3f} against '
+                            f'{fit.iou:.3f})')
+        return fit, (f'kept against the viewpoint head ({mass:.2f}): the turned pose fits '
+                     f'worse (IoU {turned.iou:.3f} against {fit.iou:.3f})')
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -208,9 +257,11 @@ class ObjectReconstructor:
         fit = PoseFitter(mesh, self.fit_settings).fit(
             obj, camera, None, others if others.any() else None,
             rotations=upright_rotations(ground[0]))
+        fit, viewpoint = self._front_or_back(net, x, mesh, fit, obj, camera,
+                                             others if others.any() else None)
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
         rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
-                             'network')
+                             'network', viewpoint)
         if rec.iou < s.min_iou:
             best, tries = self._tries.get(name, (rec, 0))
             best, tries = (rec if rec.iou > best.iou else best), tries + 1
