@@ -304,7 +304,7 @@ def test_shipped_network_reconstructs_held_out_chairs():
 
 
 def test_shipped_viewpoint_head_tells_front_from_back():
-    """The shipped head on chairs never seen: the model card reports 5.6 deg and 100 %."""
+    """The shipped head on chairs never seen: the model card reports 5.3 deg and 100 %."""
     net, head = load_network(), vp.load_viewpoint_head()
     assert head is not None
     data = tr.build_dataset(12, 1, seed=tr.EVAL_SEED_OFFSET + 60_000, image_size=net.image_size,

@@ -39,9 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    'shipped ones)')
     p.add_argument('--out', default='build/train-viewpoint/recon.pt',
                    help='output weights (default: %(default)s)')
-    p.add_argument('--shapes', type=int, default=3000, help='training shapes (default: '
+    p.add_argument('--shapes', type=int, default=6000, help='training shapes (default: '
                    '%(default)s)')
-    p.add_argument('--views', type=int, default=3, help='views per shape (default: %(default)s)')
+    p.add_argument('--views', type=int, default=4, help='views per shape (default: %(default)s)')
     p.add_argument('--seed', type=int, default=20_000, help='first shape seed (default: '
                    '%(default)s; the occupancy training used lower ones)')
     p.add_argument('--eval-shapes', type=int, default=40, help='held-out shapes per family '

@@ -372,8 +372,8 @@ def fit_viewpoint_head(net: OccupancyNetworkBase, data: Dataset) -> ViewpointHea
     return train_viewpoint_head(encode_all(net, data), data.azimuth)
 
 
-def train_viewpoint_and_export(weights: str | Path, out: str | Path, shapes: int = 3000,
-                               views: int = 3, seed: int = 20_000, eval_shapes: int = 40,
+def train_viewpoint_and_export(weights: str | Path, out: str | Path, shapes: int = 6000,
+                               views: int = 4, seed: int = 20_000, eval_shapes: int = 40,
                                progress: Progress | None = None) -> dict:
     """Add a viewpoint head to trained compact weights (`rrb train-viewpoint`).
 
