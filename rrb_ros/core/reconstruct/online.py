@@ -156,8 +156,8 @@ class ObjectReconstructor:
             self._head_loaded = True
         return self._net
 
-    def _front_or_back(self, net, x, mesh: Mesh, fit, obj: np.ndarray, camera: PinholeCamera,
-                       others: np.ndarray | None):
+    def _front_or_back(self, net, x, fitter: PoseFitter, fit, obj: np.ndarray,
+                       camera: PinholeCamera, others: np.ndarray | None):
         """Ask the viewpoint head whether the fit faces the right way; fit the turn if not.
 
         Silhouettes of furniture seen from the front and from the back are nearly the same, so
@@ -175,8 +175,7 @@ class ObjectReconstructor:
         if mass >= s.viewpoint_flip_mass:
             return fit, f'viewpoint head agrees ({mass:.2f} of its probability)'
         turn = np.diag([-1.0, -1.0, 1.0, 1.0])   # 180 degrees about the object's z axis
-        turned = PoseFitter(mesh, self.fit_settings).fit(obj, camera, fit.T_cam_obj @ turn,
-                                                         others)
+        turned = fitter.fit(obj, camera, fit.T_cam_obj @ turn, others)
         if turned.iou >= fit.iou - s.viewpoint_iou_margin:
             return turned, (f'turned 180 deg: the viewpoint head gives the fitted yaw only '
                             f'{mass:.2f} of its probability (IoU {turned.iou:.3f} against '
@@ -253,12 +252,11 @@ class ObjectReconstructor:
                                       max_faces=s.max_faces)
         mesh = canonical_to_object(canonical)
         others = (labels != 0) & ~obj
+        others = others if others.any() else None
+        fitter = PoseFitter(mesh, self.fit_settings)
         # it stands on the floor: only upright poses are candidates (the yaw is free)
-        fit = PoseFitter(mesh, self.fit_settings).fit(
-            obj, camera, None, others if others.any() else None,
-            rotations=upright_rotations(ground[0]))
-        fit, viewpoint = self._front_or_back(net, x, mesh, fit, obj, camera,
-                                             others if others.any() else None)
+        fit = fitter.fit(obj, camera, None, others, rotations=upright_rotations(ground[0]))
+        fit, viewpoint = self._front_or_back(net, x, fitter, fit, obj, camera, others)
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
         rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
                              'network', viewpoint)
