@@ -79,7 +79,9 @@ def view():
 
 
 def _reconstructor(net, cache_dir='', **settings):
-    settings = {'resolution0': 16, 'upsampling_steps': 1, **settings}  # fast, but coarse
+    # fast, but coarse; the shape refinement is tested on its own (it cannot sharpen the
+    # octahedron, which this network draws whatever its code)
+    settings = {'resolution0': 16, 'upsampling_steps': 1, 'refine_iterations': 0, **settings}
     return ObjectReconstructor(ReconstructSettings(cache_dir=str(cache_dir), **settings),
                                FitSettings(), network=net)
 
@@ -139,7 +141,8 @@ def test_viewpoint_head_turns_a_fit_that_faces_away(octa_net, view):
         return head.eval()
 
     def run(azimuth, **settings):
-        settings = {'resolution0': 16, 'upsampling_steps': 1, **settings}
+        settings = {'resolution0': 16, 'upsampling_steps': 1, 'refine_iterations': 0,
+                    **settings}
         return ObjectReconstructor(ReconstructSettings(**settings), FitSettings(),
                                    network=octa_net,
                                    viewpoint_head=head_for(azimuth)).reconstruct(*args)
@@ -151,6 +154,19 @@ def test_viewpoint_head_turns_a_fit_that_faces_away(octa_net, view):
     assert run(az + np.pi, viewpoint_flip_mass=0.0).viewpoint == ''
     with pytest.raises(ValueError, match='viewpoint_flip_mass'):
         ObjectReconstructor(ReconstructSettings(viewpoint_flip_mass=1.5))
+
+
+def test_shape_refinement_runs_in_the_reconstruction(octa_net, view):
+    """A few refinement steps: the result says what they did, and stays right."""
+    args = ('octa', view['image'], view['labels'], 1, view['camera'], view['ground'])
+    rec = _reconstructor(octa_net, refine_iterations=3).reconstruct(*args)
+    assert rec.refinement.startswith(('shape refined (silhouette loss',
+                                      'refined shape dropped (silhouette loss')), rec.refinement
+    assert rec.code.shape == (octa_net.c_dim,) and np.isfinite(rec.code).all()
+    assert rec.iou > 0.9 and abs(rec.mesh.extents[2] / TRUE_HEIGHT - 1) < 0.05
+    assert _reconstructor(octa_net).reconstruct(*args).refinement == ''
+    with pytest.raises(ValueError, match='refine_iterations'):
+        ObjectReconstructor(ReconstructSettings(refine_iterations=-1))
 
 
 def test_reconstruction_refuses_bad_views(octa_net, view):
@@ -213,7 +229,7 @@ def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
             _reconstructor(octa_net, **bad)
 
 
-def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path):
+def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path, capsys):
     """`rrb reconstruct --camera-info --camera-height`: a posed mesh in metres, on the floor."""
     import json
 
@@ -231,7 +247,8 @@ def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path):
     code = cli.main(['reconstruct', '--image', str(tmp_path / 'image.png'), '--mask',
                      str(tmp_path / 'mask.png'), '--checkpoint', str(checkpoint), '--out',
                      str(out), '--camera-info', str(camera), '--camera-height', '1.2',
-                     '--camera-pitch', '0.35', '--resolution0', '32'])
+                     '--camera-pitch', '0.35', '--resolution0', '32',
+                     '--refine-iterations', '0'])  # the refinement is tested above
     assert code == 0
     mesh = trimesh.load(out, force='mesh')
     assert mesh.bounds[0, 2] == pytest.approx(0.0, abs=1e-6)
@@ -239,6 +256,12 @@ def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path):
     pose = json.loads(out.with_suffix('.json').read_text())
     err = np.linalg.norm(np.asarray(pose['T_cam_obj'])[:3, 3] - view['T'][:3, 3])
     assert err < 0.03 * np.linalg.norm(view['T'][:3, 3])
+    assert pose['refinement'] == ''
+    assert cli.main(['reconstruct', '--image', str(tmp_path / 'image.png'), '--mask',
+                     str(tmp_path / 'mask.png'), '--checkpoint', str(checkpoint), '--out',
+                     str(out), '--camera-info', str(camera), '--camera-height', '1.2',
+                     '--refine-iterations', '-1']) == 2
+    assert 'refine_iterations' in capsys.readouterr().err
 
 
 def test_objects_with_meshes_are_not_reconstructed(view):
@@ -258,10 +281,12 @@ def test_node_parameters_build_the_reconstructor(octa_net, tmp_path):
         build_pipeline(params)
     import torch
     torch.save({'model': octa_net.state_dict()}, tmp_path / 'octa.pt')
-    params.update({'reconstruction.network': 'octa.pt', 'reconstruction.min_iou': 0.9})
+    params.update({'reconstruction.network': 'octa.pt', 'reconstruction.min_iou': 0.9,
+                   'reconstruction.refine_iterations': 7})
     pipeline = build_pipeline(params, base_dir=tmp_path, default_cache=False)
     r = pipeline.reconstructor
     assert r.settings.network == str(tmp_path / 'octa.pt') and r.settings.min_iou == 0.9
+    assert r.settings.refine_iterations == 7
     assert r.settings.cache_dir == '' and pipeline.reconstructed == {'octa'}
     assert build_pipeline(params, base_dir=tmp_path).reconstructor.settings.cache_dir == \
         default_cache_dir()

@@ -81,6 +81,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         ReconstructSettings.viewpoint_flip_mass, 'When the viewpoint head gives the fitted yaw '
         'less than this probability, the 180-degree turned pose is fitted too and kept if it '
         'fits nearly as well; 0 = off'),
+    'reconstruction.refine_iterations': (
+        ReconstructSettings.refine_iterations, 'Gradient steps refining the reconstructed '
+        "shape's code and pose until its silhouette matches the mask (about 0.3 s each on a "
+        'CPU); 0 = off'),
 }
 
 
@@ -173,6 +177,7 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             fallback_iou=float(p['reconstruction.fallback_iou']),
             max_faces=int(p['reconstruction.max_faces']),
             viewpoint_flip_mass=float(p['reconstruction.viewpoint_flip_mass']),
+            refine_iterations=int(p['reconstruction.refine_iterations']),
             device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(

@@ -240,7 +240,8 @@ class PoseNode(Node):
             self.get_logger().info(
                 f'{rec.name}: reconstructed in {rec.seconds:.1f} s, {len(rec.mesh.faces)} '
                 f'faces, {rec.mesh.extents.round(2).tolist()} m (scale {rec.scale:.3f}), '
-                f'fit IoU {rec.iou:.3f}' + (f'; {rec.viewpoint}' if rec.viewpoint else ''))
+                f'fit IoU {rec.iou:.3f}' + ''.join(f'; {note}' for note in
+                                                    (rec.viewpoint, rec.refinement) if note))
         for pose in result.poses:
             self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
                                     f'steps, {pose.seconds * 1e3:.0f} ms')

@@ -18,10 +18,12 @@
                     [--camera-info CAMERA.yaml --camera-height H [--camera-pitch P]]
 
 Without a camera, the mesh is in the network's canonical frame (unit cube, +y up), up to scale.
-With the camera calibration and its height above the floor, the mesh is fitted to the mask and
-scaled so that it stands on the floor: metres, rrb object frame (+z up, on z = 0), and the pose
-goes to MESH.json. The network is the one shipped with the package unless --checkpoint names
-another (compact layout, or the official ONet img2mesh one, e.g. onet_img2mesh_3-f786b04a.pt).
+With the camera calibration and its height above the floor, the mesh is fitted to the mask, its
+shape code and pose are refined until its silhouette matches the mask (--refine-iterations),
+and it is scaled so that it stands on the floor: metres, rrb object frame (+z up, on z = 0),
+and the pose goes to MESH.json. The network is the one shipped with the package unless
+--checkpoint names another (compact layout, or the official ONet img2mesh one, e.g.
+onet_img2mesh_3-f786b04a.pt).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='coarse MISE grid resolution (default: %(default)s)')
     p.add_argument('--upsampling-steps', type=int, default=2,
                    help='MISE refinement steps (default: %(default)s)')
+    p.add_argument('--refine-iterations', type=int, default=30,
+                   help='with --camera-info: steps refining the shape against the mask '
+                        '(0 = off, default: %(default)s)')
     p.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     p.add_argument('--camera-info', help='camera calibration YAML: gives a metric, posed mesh')
     p.add_argument('--camera-height', type=float, help='camera height above the floor (m)')
@@ -121,11 +126,13 @@ def _metric(args: argparse.Namespace, net, image, mask, out: Path):
     rec = ObjectReconstructor(ReconstructSettings(
         threshold=args.threshold, resolution0=args.resolution0,
         upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
-        min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1),
+        min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1,
+        refine_iterations=args.refine_iterations),
         network=net, viewpoint_head=load_viewpoint_head(args.checkpoint))
     result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
     out.with_suffix('.json').write_text(json.dumps({
         'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,
-        'extents_m': result.mesh.extents.tolist(), 'viewpoint': result.viewpoint},
+        'extents_m': result.mesh.extents.tolist(), 'viewpoint': result.viewpoint,
+        'refinement': result.refinement},
         indent=2) + '\n')
     return result.mesh

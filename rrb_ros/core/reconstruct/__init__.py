@@ -18,11 +18,13 @@ from .compact import CompactOccupancyNetwork, default_weights_path, load_network
 from .mise import evaluate_grid, extract_mesh, grid_to_mesh, logit
 from .onet import N_PARAMETERS, OccupancyNetwork, OccupancyNetworkBase, preprocess
 from .online import ObjectReconstructor, Reconstruction, ReconstructSettings, view_problem
+from .refine import CodeRefinement, refine_code, RefineSettings
 from .scale import ground_plane_from_height, ground_plane_from_transform, scale_to_ground
 from .shapes import canonical_to_object
 from .viewpoint import load_viewpoint_head, ViewpointHead
 
 __all__ = [
+    'CodeRefinement',
     'CompactOccupancyNetwork',
     'N_PARAMETERS',
     'ObjectReconstructor',
@@ -41,6 +43,8 @@ __all__ = [
     'load_viewpoint_head',
     'logit',
     'preprocess',
+    'refine_code',
+    'RefineSettings',
     'scale_to_ground',
     'view_problem',
     'ViewpointHead',

@@ -37,7 +37,8 @@ normal of the posed mesh, not this axis).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 import pickle
 from typing import Callable
@@ -273,14 +274,29 @@ class OccupancyNetworkBase(nn.Module):
         """
         if image.dim() != 4 or image.shape[0] != 1:
             raise ValueError(f'generate_mesh takes one image (1, 3, H, W), got {_shape(image)}')
+        with self.evaluating(), torch.no_grad():
+            c = self.encode(image.to(self.device))
+        return self.code_mesh(c, threshold, resolution0, upsampling_steps, padding, batch_points,
+                              max_faces)
+
+    def code_mesh(self, c: torch.Tensor, threshold: float = 0.2, resolution0: int = 32,
+                  upsampling_steps: int = 2, padding: float = 0.1, batch_points: int = 100_000,
+                  max_faces: int | None = None) -> Mesh:
+        """Extract the mesh (canonical frame) of one code c (1, c_dim): MISE, marching cubes."""
+        if c.dim() != 2 or c.shape[0] != 1:
+            raise ValueError(f'code_mesh takes one code (1, c_dim), got {_shape(c)}')
+        with self.evaluating():
+            return extract_mesh(self.logits_fn(c.detach()), threshold=threshold,
+                                resolution0=resolution0, upsampling_steps=upsampling_steps,
+                                padding=padding, batch_points=batch_points, max_faces=max_faces)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Run the block in eval mode (BatchNorm on running statistics), then restore the mode."""
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
-                c = self.encode(image.to(self.device))
-            return extract_mesh(self.logits_fn(c), threshold=threshold, resolution0=resolution0,
-                                upsampling_steps=upsampling_steps, padding=padding,
-                                batch_points=batch_points, max_faces=max_faces)
+            yield
         finally:
             self.train(was_training)
 

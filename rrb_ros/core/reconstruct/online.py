@@ -38,8 +38,9 @@ from ..fit import FitSettings, PoseFitter
 from ..init import upright_rotations
 from ..mesh import load_mesh, Mesh, MeshError
 from .onet import preprocess
+from .refine import refine_code, RefineSettings
 from .scale import scale_to_ground
-from .shapes import canonical_to_object
+from .shapes import object_from_canonical
 from .viewpoint import camera_azimuth, half_circle_mass, load_viewpoint_head, ViewpointHead
 
 
@@ -76,6 +77,10 @@ class ReconstructSettings:
     than this, the 180-degree turned pose is fitted too (0 turns the check off) ..."""
     viewpoint_iou_margin: float = 0.05
     """... and kept if its silhouette IoU is at most this much lower."""
+    refine_iterations: int = 30
+    """Gradient steps refining the shape code against the mask at the fitted pose (0: off)."""
+    refine_iou_margin: float = 0.02
+    """The refined shape is kept unless its refitted silhouette IoU is this much lower."""
     device: str = 'cpu'
 
 
@@ -97,6 +102,10 @@ class Reconstruction:
     """'network' or the cache file."""
     viewpoint: str = ''
     """What the viewpoint head decided ('' when it was not asked)."""
+    refinement: str = ''
+    """What the shape refinement did ('' when it was off)."""
+    code: np.ndarray | None = None
+    """(c_dim,) shape code the mesh was extracted from (None from the cache)."""
 
 
 def view_problem(labels: np.ndarray, label: int, settings: ReconstructSettings) -> str | None:
@@ -145,6 +154,9 @@ class ObjectReconstructor:
         if not 0 <= s.viewpoint_flip_mass <= 1 or s.viewpoint_iou_margin < 0:
             raise ValueError(f'need 0 <= viewpoint_flip_mass <= 1 and viewpoint_iou_margin >= 0, '
                              f'got {s.viewpoint_flip_mass} and {s.viewpoint_iou_margin}')
+        if s.refine_iterations < 0 or s.refine_iou_margin < 0:
+            raise ValueError(f'need refine_iterations >= 0 and refine_iou_margin >= 0, got '
+                             f'{s.refine_iterations} and {s.refine_iou_margin}')
 
     def load_network(self):
         """Load the network now (it is loaded on first use otherwise); return it."""
@@ -156,7 +168,7 @@ class ObjectReconstructor:
             self._head_loaded = True
         return self._net
 
-    def _front_or_back(self, net, x, fitter: PoseFitter, fit, obj: np.ndarray,
+    def _front_or_back(self, c: torch.Tensor, fitter: PoseFitter, fit, obj: np.ndarray,
                        camera: PinholeCamera, others: np.ndarray | None):
         """Ask the viewpoint head whether the fit faces the right way; fit the turn if not.
 
@@ -168,8 +180,6 @@ class ObjectReconstructor:
         s = self.settings
         if self._head is None or s.viewpoint_flip_mass <= 0:
             return fit, ''
-        with torch.no_grad():
-            c = net.encode(x.to(net.device))
         p = self._head.probabilities(c)[0]
         mass = half_circle_mass(p, self._head.centres().numpy(), camera_azimuth(fit.T_cam_obj))
         if mass >= s.viewpoint_flip_mass:
@@ -182,6 +192,43 @@ class ObjectReconstructor:
                             f'{fit.iou:.3f})')
         return fit, (f'kept against the viewpoint head ({mass:.2f}): the turned pose fits '
                      f'worse (IoU {turned.iou:.3f} against {fit.iou:.3f})')
+
+    def _mesh(self, net, c: torch.Tensor) -> tuple[Mesh, np.ndarray]:
+        """Return the mesh of code c in the object frame (canonical units) and its T_obj_can."""
+        s = self.settings
+        return object_from_canonical(net.code_mesh(
+            c, threshold=s.threshold, resolution0=s.resolution0,
+            upsampling_steps=s.upsampling_steps, max_faces=s.max_faces))
+
+    def _refine(self, net, c: torch.Tensor, mesh: Mesh, T_obj_can: np.ndarray, fit,
+                obj: np.ndarray, camera: PinholeCamera, others: np.ndarray | None):
+        """Refine the shape code against the mask at the fitted pose, refit, keep the better.
+
+        Returns the code, mesh and fit kept and a note on what was done.
+        """
+        s = self.settings
+        if s.refine_iterations == 0:
+            return c, mesh, fit, ''
+        T_cam_can = fit.T_cam_obj @ T_obj_can
+        ref = refine_code(net, c, obj, camera, T_cam_can,
+                          RefineSettings(iterations=s.refine_iterations), others)
+        # the shape now sits at T_cam_can @ S, S a similarity: its rigid part, with the scale
+        # taken about the camera centre instead (same silhouette), starts the refit
+        T = T_cam_can @ ref.S
+        scale = np.cbrt(np.linalg.det(T[:3, :3]))
+        T[:3, :3] /= scale
+        T[:3, 3] /= scale
+        try:
+            refined, T_obj_can2 = self._mesh(net, ref.code)
+            fit2 = PoseFitter(refined, self.fit_settings).fit(
+                obj, camera, T @ np.linalg.inv(T_obj_can2), others)
+        except ValueError as exc:  # no surface left, a broken mesh, a failed fit
+            return c, mesh, fit, f'refined shape dropped: {exc}'
+        what = (f'silhouette loss {ref.loss_before:.3f} -> {ref.loss_after:.3f} in '
+                f'{ref.seconds:.1f} s, refitted IoU {fit2.iou:.3f} against {fit.iou:.3f}')
+        if fit2.iou < fit.iou - s.refine_iou_margin:
+            return c, mesh, fit, f'refined shape dropped ({what})'
+        return ref.code, refined, fit2, f'shape refined ({what})'
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -247,19 +294,20 @@ class ObjectReconstructor:
         s = self.settings
         net = self.load_network()
         x = preprocess(image_rgb, obj, size=net.image_size)
-        canonical = net.generate_mesh(x, threshold=s.threshold, resolution0=s.resolution0,
-                                      upsampling_steps=s.upsampling_steps,
-                                      max_faces=s.max_faces)
-        mesh = canonical_to_object(canonical)
+        with net.evaluating(), torch.no_grad():
+            c = net.encode(x.to(net.device))
+        mesh, T_obj_can = self._mesh(net, c)
         others = (labels != 0) & ~obj
         others = others if others.any() else None
         fitter = PoseFitter(mesh, self.fit_settings)
         # it stands on the floor: only upright poses are candidates (the yaw is free)
         fit = fitter.fit(obj, camera, None, others, rotations=upright_rotations(ground[0]))
-        fit, viewpoint = self._front_or_back(net, x, fitter, fit, obj, camera, others)
+        fit, viewpoint = self._front_or_back(c, fitter, fit, obj, camera, others)
+        c, mesh, fit, refinement = self._refine(net, c, mesh, T_obj_can, fit, obj, camera,
+                                                others)
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
         rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
-                             'network', viewpoint)
+                             'network', viewpoint, refinement, c[0].cpu().numpy())
         if rec.iou < s.min_iou:
             best, tries = self._tries.get(name, (rec, 0))
             best, tries = (rec if rec.iou > best.iou else best), tries + 1

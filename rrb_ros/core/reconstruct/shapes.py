@@ -126,10 +126,17 @@ def canonical_to_object(mesh: Mesh) -> Mesh:
 
     The origin moves to the centre of the footprint; units stay (scale comes from the ground).
     """
+    return object_from_canonical(mesh)[0]
+
+
+def object_from_canonical(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
+    """`canonical_to_object`, and the 4x4 T_obj_can it applied (a rotation and a shift)."""
     v = mesh.vertices @ _Y_UP  # inverse rotation (rows times R = R^T applied)
     lo, hi = v.min(0), v.max(0)
-    return validate(v - [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]], mesh.faces,
-                    name='reconstruction')
+    shift = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = _Y_UP.T, -shift
+    return validate(v - shift, mesh.faces, name='reconstruction'), T
 
 
 # ----------------------------------------------------------------------------------------------
