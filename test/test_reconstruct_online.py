@@ -79,9 +79,7 @@ def view():
 
 
 def _reconstructor(net, cache_dir='', **settings):
-    # fast, but coarse; the shape refinement is tested on its own (it cannot sharpen the
-    # octahedron, which this network draws whatever its code)
-    settings = {'resolution0': 16, 'upsampling_steps': 1, 'refine_iterations': 0, **settings}
+    settings = {'resolution0': 16, 'upsampling_steps': 1, **settings}  # fast, but coarse
     return ObjectReconstructor(ReconstructSettings(cache_dir=str(cache_dir), **settings),
                                FitSettings(), network=net)
 
@@ -141,8 +139,7 @@ def test_viewpoint_head_turns_a_fit_that_faces_away(octa_net, view):
         return head.eval()
 
     def run(azimuth, **settings):
-        settings = {'resolution0': 16, 'upsampling_steps': 1, 'refine_iterations': 0,
-                    **settings}
+        settings = {'resolution0': 16, 'upsampling_steps': 1, **settings}
         return ObjectReconstructor(ReconstructSettings(**settings), FitSettings(),
                                    network=octa_net,
                                    viewpoint_head=head_for(azimuth)).reconstruct(*args)
@@ -157,7 +154,7 @@ def test_viewpoint_head_turns_a_fit_that_faces_away(octa_net, view):
 
 
 def test_shape_refinement_runs_in_the_reconstruction(octa_net, view):
-    """A few refinement steps: the result says what they did, and stays right."""
+    """A few refinement steps (off by default): the result says what they did, stays right."""
     args = ('octa', view['image'], view['labels'], 1, view['camera'], view['ground'])
     rec = _reconstructor(octa_net, refine_iterations=3).reconstruct(*args)
     assert rec.refinement.startswith(('shape refined (silhouette loss',
@@ -248,7 +245,7 @@ def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path, capsys):
                      str(tmp_path / 'mask.png'), '--checkpoint', str(checkpoint), '--out',
                      str(out), '--camera-info', str(camera), '--camera-height', '1.2',
                      '--camera-pitch', '0.35', '--resolution0', '32',
-                     '--refine-iterations', '0'])  # the refinement is tested above
+                     '--refine-iterations', '0'])  # the default; refinement: tested above
     assert code == 0
     mesh = trimesh.load(out, force='mesh')
     assert mesh.bounds[0, 2] == pytest.approx(0.0, abs=1e-6)

@@ -83,8 +83,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         'fits nearly as well; 0 = off'),
     'reconstruction.refine_iterations': (
         ReconstructSettings.refine_iterations, 'Gradient steps refining the reconstructed '
-        "shape's code and pose until its silhouette matches the mask (about 0.3 s each on a "
-        'CPU); 0 = off'),
+        "shape's code and pose until its silhouette matches the mask (about 0.5 s each on a "
+        '2-core CPU; 30 works); 0 = off'),
 }
 
 

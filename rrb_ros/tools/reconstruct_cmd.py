@@ -53,9 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='coarse MISE grid resolution (default: %(default)s)')
     p.add_argument('--upsampling-steps', type=int, default=2,
                    help='MISE refinement steps (default: %(default)s)')
-    p.add_argument('--refine-iterations', type=int, default=30,
+    p.add_argument('--refine-iterations', type=int, default=0,
                    help='with --camera-info: steps refining the shape against the mask '
-                        '(0 = off, default: %(default)s)')
+                        '(30 works; default: %(default)s = off)')
     p.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     p.add_argument('--camera-info', help='camera calibration YAML: gives a metric, posed mesh')
     p.add_argument('--camera-height', type=float, help='camera height above the floor (m)')

@@ -77,8 +77,10 @@ class ReconstructSettings:
     than this, the 180-degree turned pose is fitted too (0 turns the check off) ..."""
     viewpoint_iou_margin: float = 0.05
     """... and kept if its silhouette IoU is at most this much lower."""
-    refine_iterations: int = 30
-    """Gradient steps refining the shape code against the mask at the fitted pose (0: off)."""
+    refine_iterations: int = 0
+    """Gradient steps refining the shape code against the mask at the fitted pose (0: off;
+    30 works). Off by default: it sharpens shapes of the families the network learnt, but fits
+    a shape to one view, which can make it fit other views worse (see the README)."""
     refine_iou_margin: float = 0.02
     """The refined shape is kept unless its refitted silhouette IoU is this much lower."""
     device: str = 'cpu'
