@@ -176,6 +176,8 @@ def test_bad_input_is_refused(net, chair):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(iterations=-1))
     with pytest.raises(ValueError, match='rays'):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(rays=1))
+    with pytest.raises(ValueError, match='pose_lr'):
+        refine_code(net, c0, chair['mask'], *args, RefineSettings(pose_lr=0.0))
     with pytest.raises(ValueError, match='ignore'):
         refine_code(net, c0, chair['mask'], *args, ignore=np.zeros((3, 3), bool))
     # no steps: the code comes back as it was

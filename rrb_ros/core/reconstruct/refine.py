@@ -25,7 +25,14 @@ The silhouette of the field is rendered by sampling camera rays: on a square gri
 the mask's box, `samples` points per ray where it crosses the padded canonical cube; the
 probability that a ray hits the object is 1 - prod(1 - p_i) over its samples. Loss: binary
 cross-entropy against the mask's share of each ray's cell (thin parts give fractional
-targets), plus `prior_weight` * |c - c0|^2 / |c0|^2. Adam on c.
+targets), plus `prior_weight` * |c - c0|^2 / |c0|^2. Adam on c and, with `pose`, on a
+similarity of the canonical frame (rotation vector, translation, log scale): the pose fitted to
+the first, blurred mesh is itself a little off, and the code alone would bend the shape to
+make up for it.
+
+One view constrains the shape only across the line of sight: on objects unlike those the
+network learnt, the refined shape can fit this view better and the others worse. That is why
+`ObjectReconstructor` leaves it off unless asked (`refine_iterations`).
 """
 
 from __future__ import annotations
@@ -72,10 +79,11 @@ class RefineSettings:
         if self.rays < 2 or self.samples < 2:
             raise ValueError(f'need rays >= 2 and samples >= 2, got {self.rays} and '
                              f'{self.samples}')
-        if not (self.lr > 0 and self.prior_weight >= 0 and self.margin >= 0
+        if not (self.lr > 0 and self.pose_lr > 0 and self.prior_weight >= 0 and self.margin >= 0
                 and self.padding >= 0):
-            raise ValueError('need lr > 0, prior_weight >= 0, margin >= 0 and padding >= 0, got '
-                             f'{self.lr}, {self.prior_weight}, {self.margin}, {self.padding}')
+            raise ValueError('need lr > 0, pose_lr > 0, prior_weight >= 0, margin >= 0 and '
+                             f'padding >= 0, got {self.lr}, {self.pose_lr}, {self.prior_weight}, '
+                             f'{self.margin}, {self.padding}')
 
 
 @dataclass(frozen=True)
