@@ -538,10 +538,10 @@ For scale: ONet img2mesh on ShapeNet chairs reports IoU about 0.50; this is an e
 family, so the figures do not compare like for like.
 {_viewpoint_section(report)}
 **At run time.** The figures above are the network's alone: the code its encoder gives.
-The reconstruction pipeline (`ObjectReconstructor`) then fits the pose to the mask and refines
-the code and the pose together until the silhouette of the field matches the mask
-(`refine.py`, the weights frozen); `make bench` reports held-out chairs' IoU with and without
-that step.
+The reconstruction pipeline (`ObjectReconstructor`) can then refine the code and the fitted
+pose together until the silhouette of the field matches the mask (`refine.py`, the weights
+frozen; `refine_iterations`, off by default); `make bench` reports held-out chairs' IoU with
+and without that step.
 
 **Limits.** Trained on clean masks of whole, unoccluded objects; thin parts thinner than about
 two pixels of the crop are lost; colours and lighting of the real world differ from the
