@@ -368,9 +368,8 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
 
 
 def encode_all(net: OccupancyNetworkBase, data: Dataset, batch: int = 64) -> torch.Tensor:
-    """Codes (N, c_dim) of all images of a dataset."""
-    net.eval()
-    with torch.no_grad():
+    """Codes (N, c_dim) of all images of a dataset (the network's mode is left as it was)."""
+    with net.evaluating(), torch.no_grad():
         return torch.cat([net.encode(images_tensor(data.images[i:i + batch]).to(net.device))
                           for i in range(0, len(data.images), batch)]).cpu()
 
