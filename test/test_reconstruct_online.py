@@ -166,6 +166,24 @@ def test_shape_refinement_runs_in_the_reconstruction(octa_net, view):
         ObjectReconstructor(ReconstructSettings(refine_iterations=-1))
 
 
+def test_surface_threshold_is_the_networks_unless_set(octa_net, view):
+    """The mesh is the network's calibrated level set unless the settings name another."""
+    args = ('octa', view['image'], view['labels'], 1, view['camera'], view['ground'])
+    before = octa_net.threshold
+    try:
+        octa_net.threshold = 0.6
+        own = _reconstructor(octa_net).reconstruct(*args).mesh
+        named = _reconstructor(octa_net, threshold=0.6).reconstruct(*args).mesh
+        other = _reconstructor(octa_net, threshold=0.2).reconstruct(*args).mesh
+    finally:
+        octa_net.threshold = before
+    np.testing.assert_array_equal(own.vertices, named.vertices)
+    assert own.vertices.shape != other.vertices.shape or \
+        not np.allclose(own.vertices, other.vertices)
+    with pytest.raises(ValueError, match='threshold must be a probability'):
+        ObjectReconstructor(ReconstructSettings(threshold=1.0))
+
+
 def test_reconstruction_refuses_bad_views(octa_net, view):
     r = _reconstructor(octa_net, min_pixels=10 ** 6)
     with pytest.raises(ValueError, match='not a good view: too small'):

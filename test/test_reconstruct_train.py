@@ -29,6 +29,7 @@ from rrb_ros.core.reconstruct import (
     default_weights_path,
     load_network,
     OccupancyNetwork,
+    OccupancyNetworkBase,
     shapes,
 )
 from rrb_ros.core.reconstruct import train as tr
@@ -104,10 +105,12 @@ def test_canonical_frame_round_trip():
 def test_compact_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     net = CompactOccupancyNetwork().eval()
+    net.threshold = 0.45
     path = tmp_path / 'net.pt'
     torch.save(net.checkpoint(note='x'), path)
     loaded = load_network(path)
     assert isinstance(loaded, CompactOccupancyNetwork) and not loaded.training
+    assert loaded.threshold == 0.45
     x = torch.rand(2, 3, 128, 128)
     p = torch.rand(2, 50, 3) - 0.5
     with torch.no_grad():
@@ -134,6 +137,14 @@ def test_load_network_errors_and_onet_dispatch(tmp_path):
     torch.save(ck, broken)
     with pytest.raises(ValueError, match='not a valid rrb-compact-onet-1 checkpoint'):
         load_network(broken)
+    # the surface threshold: ONet's 0.2 for weights calibrated before it was stored
+    ck = CompactOccupancyNetwork().checkpoint()
+    del ck['threshold']
+    torch.save(ck, broken)
+    assert load_network(broken).threshold == 0.2
+    torch.save({**ck, 'threshold': 1.5}, broken)
+    with pytest.raises(ValueError, match='threshold 1.5 is not a probability'):
+        load_network(broken)
     onet = tmp_path / 'onet.pt'
     torch.save({'model': OccupancyNetwork().state_dict()}, onet)
     assert isinstance(load_network(onet), OccupancyNetwork)
@@ -159,7 +170,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
     proc = subprocess.run(
         [RRB, 'train-recon', '--out', str(out), '--shapes', '4', '--views', '1',
          '--iterations', '3', '--batch-size', '4', '--points', '64', '--eval-shapes', '1',
-         '--eval-views', '1', '--render-size', '96', '--threads', '1'],
+         '--eval-views', '1', '--render-size', '96', '--calibration-shapes', '1',
+         '--threads', '1'],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for name in ('recon.pt', 'eval.json', 'loss.txt', 'loss.png', 'MODEL_CARD.md'):
@@ -171,6 +183,26 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert '| chair |' in (out / 'MODEL_CARD.md').read_text()
     first = load_network(out / 'recon.pt')
     assert isinstance(first, CompactOccupancyNetwork)
+    # the surface threshold is calibrated on validation shapes, stored and reported
+    t = report['threshold']
+    assert first.threshold == t['value'] and t['shapes'] == 4
+    assert t['value'] == t['thresholds'][int(np.argmax(t['iou']))]
+    assert f"surface threshold {t['value']:.2f}" in proc.stdout
+    assert 'was calibrated on 4 validation shapes' in (out / 'MODEL_CARD.md').read_text()
+    # calibrated again by rrb calibrate-recon: the held-out figures are redone at the level
+    cal = tmp_path / 'cal' / 'recon.pt'
+    proc = subprocess.run([RRB, 'calibrate-recon', '--weights', str(out / 'recon.pt'), '--out',
+                           str(cal), '--shapes', '2', '--threads', '1'],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    recal = tr.read_checkpoint(cal, 'cpu')['report']
+    assert recal['threshold']['shapes'] == 8 and load_network(cal).threshold == \
+        recal['threshold']['value']
+    assert set(recal['held_out']) == set(shapes.KINDS) and 'chair : held-out IoU' in proc.stdout
+    assert 'was calibrated on 8 validation shapes' in (cal.parent / 'MODEL_CARD.md').read_text()
+    bad = subprocess.run([RRB, 'calibrate-recon', '--weights', str(tmp_path / 'none.pt')],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and 'checkpoint not found' in bad.stderr, bad.stderr
     # the viewpoint head is trained and stored with the weights, and evaluated per family
     assert set(report['viewpoint']) == set(shapes.KINDS)
     assert vp.load_viewpoint_head(out / 'recon.pt').mlp[-1].out_features == 24
@@ -181,7 +213,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
          '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
          '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
-         '--seed', '5'], capture_output=True, text=True, timeout=600)
+         '--calibration-shapes', '1', '--seed', '5'], capture_output=True, text=True,
+        timeout=600)
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((more / 'eval.json').read_text())['training_runs']
     assert [r['iterations'] for r in runs] == [3, 2]
@@ -196,7 +229,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(shipped), '--init', str(default_weights_path()),
          '--shapes', '2', '--views', '1', '--iterations', '1', '--batch-size', '2', '--points',
          '64', '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads',
-         '1', '--seed', '9'], capture_output=True, text=True, timeout=600)
+         '1', '--calibration-shapes', '1', '--seed', '9'], capture_output=True, text=True,
+        timeout=600)
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((shipped / 'eval.json').read_text())['training_runs']
     assert len(runs) >= 3 and all(r['shapes'] for r in runs) and runs[-1]['shapes'] == 2
@@ -206,6 +240,38 @@ def test_train_recon_cli_writes_everything(tmp_path):
         bad = subprocess.run([RRB, 'train-recon', '--out', str(out), *args],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and error in bad.stderr, bad.stderr
+
+
+class _BoxField(OccupancyNetworkBase):
+    """Logits k (b - |p|_inf): surface at probability t is the cube |p|_inf = b - logit(t)/k."""
+
+    image_size, c_dim = 16, 1
+
+    def __init__(self, b: float, k: float) -> None:
+        super().__init__()
+        self.b, self.k = b, k
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.encoder = lambda images: torch.zeros(len(images), 1)
+        self.decoder = lambda p, c: k * (b - p.abs().max(-1).values)
+
+
+def test_calibrated_threshold_is_the_level_of_the_best_iou():
+    """Fields whose surfaces at 0.4 and 0.55 are the true cube: calibration finds them."""
+    a = 0.2  # true cube of half-side 0.2, as a box part
+    part = np.concatenate([[shapes.BOX], [0, 0, 0], [2 * a] * 3, np.eye(3).ravel()])
+    data = tr.Dataset(np.zeros((3, 16, 16, 3), np.uint8), np.zeros(3, int),
+                      part[None, None].astype(np.float32), np.ones((1, 1), bool),
+                      np.zeros((1, 1, 3), np.float32), ['chair'])
+    for level in (0.4, 0.55):
+        k = 10.0
+        net = _BoxField(a + float(np.log(level / (1 - level))) / k, k)
+        result = tr.calibrate_threshold(net, [data])
+        assert net.threshold == result['value'] == level
+        best = int(np.argmax(result['iou']))
+        assert result['iou'][best] > 0.99 and result['shapes'] == 1
+        assert result['iou'][best - 1] < 0.97 and result['iou'][best + 1] < 0.97
+        iou = tr.code_iou(net, [torch.zeros(1)], data.parts, data.valid)
+        assert iou[0] == pytest.approx(result['iou'][best])
 
 
 def test_viewpoint_head_learns_the_azimuth_held_in_codes():
@@ -288,13 +354,15 @@ def test_shipped_network_reconstructs_held_out_chairs():
     assert path.is_file() and path.stat().st_size <= 10e6
     net = load_network()
     assert isinstance(net, CompactOccupancyNetwork)
-    assert (path.parent / 'MODEL_CARD.md').is_file()
+    # its surface threshold was calibrated, and the model card says which
+    card = (path.parent / 'MODEL_CARD.md').read_text()
+    assert f'The surface threshold, {net.threshold:.2f}, was calibrated' in card
     # seeds far from both the training and the model card's held-out range
     data = tr.build_dataset(6, 1, seed=tr.EVAL_SEED_OFFSET + 50_000, image_size=net.image_size,
                             kinds=('chair',))
     iou = tr.volumetric_iou(net, tr.images_tensor(data.images), data.parts, data.valid,
                             n_points=50_000)
-    # the model card reports 0.38 mean on chairs; an untrained network scores about 0.05
+    # the model card reports 0.43 mean on chairs; an untrained network scores about 0.05
     assert np.median(iou) >= 0.2, iou
     chamfer = [tr.chamfer_l1(net.generate_mesh(tr.images_tensor(data.images[i:i + 1]),
                                                upsampling_steps=1),

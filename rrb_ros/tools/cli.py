@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from . import (
+    calibrate_recon_cmd,
     demo_cmd,
     eval_cmd,
     evaltraj_cmd,
@@ -43,6 +44,7 @@ SUBCOMMANDS = {
     'orbslam': orbslam_cmd,
     'train-recon': train_recon_cmd,
     'train-viewpoint': train_viewpoint_cmd,
+    'calibrate-recon': calibrate_recon_cmd,
 }
 
 

@@ -47,8 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--checkpoint', help='network checkpoint (default: the shipped network)')
     p.add_argument('--out', required=True, help='mesh file to write (obj/ply/stl/off)')
     p.add_argument('--max-faces', type=int, help='decimate to about this many faces')
-    p.add_argument('--threshold', type=float, default=0.2,
-                   help='occupancy probability of the surface (default: %(default)s)')
+    p.add_argument('--threshold', type=float,
+                   help="occupancy probability of the surface (default: the network's own: "
+                        "the calibrated level stored with the shipped weights, 0.2 for ONet's)")
     p.add_argument('--resolution0', type=int, default=32,
                    help='coarse MISE grid resolution (default: %(default)s)')
     p.add_argument('--upsampling-steps', type=int, default=2,

@@ -43,7 +43,8 @@ _HELP = {
     'seed': 'random seed of shapes, views and training', 'eval_shapes':
     'held-out shapes per family', 'eval_views': 'views per held-out shape',
     'render_size': 'side of the rendered views (pixels)', 'surface_samples':
-    'surface points stored per shape', 'init': 'weights (recon.pt) to continue training '
+    'surface points stored per shape', 'calibration_shapes': 'validation shapes per family '
+    'the surface threshold is calibrated on', 'init': 'weights (recon.pt) to continue training '
     'from; empty: random initialisation',
 }
 
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from rrb_ros.core.reconstruct.compact import default_weights_path
     from rrb_ros.core.reconstruct.train import train_and_export
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    for name in ('shapes', 'views', 'iterations', 'batch_size', 'eval_shapes', 'eval_views'):
+    for name in ('shapes', 'views', 'iterations', 'batch_size', 'eval_shapes', 'eval_views',
+                 'calibration_shapes'):
         if getattr(cfg, name) < 1:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
     if cfg.points < 2:
@@ -94,9 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     report = train_and_export(cfg, args.out, _Progress())
-    for kind, v in report['held_out'].items():
-        print(f"{kind:6s}: held-out IoU mean {v['iou_mean']:.3f} median {v['iou_median']:.3f}, "
-              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}")
+    print_held_out(report)
     print(f'wrote {args.out}/recon.pt, eval.json, loss.png, MODEL_CARD.md')
     if args.install:
         target = default_weights_path()
@@ -104,3 +104,14 @@ def run(args: argparse.Namespace) -> int:
         shutil.copyfile(f'{args.out}/MODEL_CARD.md', target.parent / 'MODEL_CARD.md')
         print(f'installed {target}')
     return 0
+
+
+def print_held_out(report: dict) -> None:
+    """Print the surface threshold and the held-out figures per family of a report."""
+    if report.get('threshold'):
+        t = report['threshold']
+        print(f"surface threshold {t['value']:.2f} (validation IoU {max(t['iou']):.3f} on "
+              f"{t['shapes']} shapes)")
+    for kind, v in report['held_out'].items():
+        print(f"{kind:6s}: held-out IoU mean {v['iou_mean']:.3f} median {v['iou_median']:.3f}, "
+              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}")

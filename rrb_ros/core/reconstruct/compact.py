@@ -37,6 +37,7 @@ from .onet import (
     _read_state_dict,
     _shape,
     DecoderCBatchNorm,
+    DEFAULT_THRESHOLD,
     normalize_imagenet,
     OccupancyNetwork,
     OccupancyNetworkBase,
@@ -101,17 +102,24 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
         return super().encode(images)
 
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
-        """Return the checkpoint dict: format, config, float16 state_dict and `extra`."""
+        """Return the checkpoint dict: format, config, threshold, float16 weights, `extra`."""
         sd = {k: (v.half() if v.is_floating_point() else v)
               for k, v in self.state_dict().items()}
-        return {'format': FORMAT, 'config': dict(self.config), 'model': sd, **extra}
+        return {'format': FORMAT, 'config': dict(self.config), 'threshold': self.threshold,
+                'model': sd, **extra}
 
     @classmethod
     def from_checkpoint_dict(cls, data: dict, source: str, device: torch.device | str = 'cpu'
                              ) -> CompactOccupancyNetwork:
-        """Build the network a `checkpoint()` dict describes; ValueError if it does not fit."""
+        """Build the network a `checkpoint()` dict describes; ValueError if it does not fit.
+
+        Checkpoints without a `threshold` (written before calibration) get ONet's 0.2.
+        """
         try:
             net = cls(**data['config'])
+            net.threshold = float(data.get('threshold', DEFAULT_THRESHOLD))
+            if not 0 < net.threshold < 1:
+                raise ValueError(f'threshold {net.threshold} is not a probability in (0, 1)')
             net.load_state_dict({k: v.float() if v.is_floating_point() else v
                                  for k, v in data['model'].items()}, strict=True)
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:

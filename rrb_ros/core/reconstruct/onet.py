@@ -59,6 +59,8 @@ C_DIM = 256
 """Size of the image code c."""
 HIDDEN_SIZE = 256
 """Width of the decoder."""
+DEFAULT_THRESHOLD = 0.2
+"""Occupancy probability of the surface of ONet's img2mesh model."""
 N_PARAMETERS = 13_414_465
 """Learnable parameters of the official img2mesh model (and of this one)."""
 
@@ -216,10 +218,14 @@ class OccupancyNetworkBase(nn.Module):
     """What every occupancy network here offers: `encode` images, `decode` points, meshes.
 
     Subclasses set `encoder`, `decoder`, `c_dim` and `image_size` (side of the square input).
+    `threshold` is the occupancy probability of the network's surface, the default of its meshes
+    and IoUs: ONet's img2mesh model used 0.2 (chosen on its validation set); a network trained
+    here stores the level calibrated on its own validation shapes.
     """
 
     image_size: int = IMAGE_SIZE
     c_dim: int = C_DIM
+    threshold: float = DEFAULT_THRESHOLD
 
     @property
     def device(self) -> torch.device:
@@ -239,7 +245,7 @@ class OccupancyNetworkBase(nn.Module):
     def decode(self, points: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Return occupancy logits (B, N) at canonical-cube points (B, N, 3), codes c (B, c_dim).
 
-        The probability of being inside is sigmoid(logit); ONet's surface is at probability 0.2.
+        The probability of being inside is sigmoid(logit); the surface is at `threshold`.
         """
         if points.dim() != 3 or points.shape[2] != 3:
             raise ValueError(f'points must be (B, N, 3), got {_shape(points)}')
@@ -264,13 +270,13 @@ class OccupancyNetworkBase(nn.Module):
                 return self.decode(p, c)[0].cpu().numpy()
         return fn
 
-    def generate_mesh(self, image: torch.Tensor, threshold: float = 0.2, resolution0: int = 32,
-                      upsampling_steps: int = 2, padding: float = 0.1,
+    def generate_mesh(self, image: torch.Tensor, threshold: float | None = None,
+                      resolution0: int = 32, upsampling_steps: int = 2, padding: float = 0.1,
                       batch_points: int = 100_000, max_faces: int | None = None) -> Mesh:
         """Reconstruct the mesh (canonical frame) seen in one preprocessed image (1, 3, S, S).
 
         ONet's Generator3D with the img2mesh settings: encode, MISE, marching cubes, optional
-        decimation (no refinement, no normals).
+        decimation (no refinement, no normals). `threshold` None: the network's.
         """
         if image.dim() != 4 or image.shape[0] != 1:
             raise ValueError(f'generate_mesh takes one image (1, 3, H, W), got {_shape(image)}')
@@ -279,14 +285,18 @@ class OccupancyNetworkBase(nn.Module):
         return self.code_mesh(c, threshold, resolution0, upsampling_steps, padding, batch_points,
                               max_faces)
 
-    def code_mesh(self, c: torch.Tensor, threshold: float = 0.2, resolution0: int = 32,
+    def code_mesh(self, c: torch.Tensor, threshold: float | None = None, resolution0: int = 32,
                   upsampling_steps: int = 2, padding: float = 0.1, batch_points: int = 100_000,
                   max_faces: int | None = None) -> Mesh:
-        """Extract the mesh (canonical frame) of one code c (1, c_dim): MISE, marching cubes."""
+        """Extract the mesh (canonical frame) of one code c (1, c_dim): MISE, marching cubes.
+
+        `threshold` None: the network's surface level.
+        """
         if c.dim() != 2 or c.shape[0] != 1:
             raise ValueError(f'code_mesh takes one code (1, c_dim), got {_shape(c)}')
         with self.evaluating():
-            return extract_mesh(self.logits_fn(c.detach()), threshold=threshold,
+            return extract_mesh(self.logits_fn(c.detach()),
+                                threshold=self.threshold if threshold is None else threshold,
                                 resolution0=resolution0, upsampling_steps=upsampling_steps,
                                 padding=padding, batch_points=batch_points, max_faces=max_faces)
 

@@ -70,8 +70,9 @@ class ReconstructSettings:
     """Coarse MISE grid of the mesh extraction."""
     upsampling_steps: int = 2
     """MISE refinement steps."""
-    threshold: float = 0.2
-    """Occupancy probability of the surface."""
+    threshold: float | None = None
+    """Occupancy probability of the surface (None: the network's own: the calibrated level
+    stored with the shipped weights, 0.2 for ONet's)."""
     viewpoint_flip_mass: float = 0.25
     """When the network's viewpoint head gives the fitted yaw's half circle less probability
     than this, the 180-degree turned pose is fitted too (0 turns the check off) ..."""
@@ -156,6 +157,8 @@ class ObjectReconstructor:
         if not 0 <= s.viewpoint_flip_mass <= 1 or s.viewpoint_iou_margin < 0:
             raise ValueError(f'need 0 <= viewpoint_flip_mass <= 1 and viewpoint_iou_margin >= 0, '
                              f'got {s.viewpoint_flip_mass} and {s.viewpoint_iou_margin}')
+        if s.threshold is not None and not 0 < s.threshold < 1:
+            raise ValueError(f'threshold must be a probability in (0, 1), got {s.threshold}')
         if s.refine_iterations < 0 or s.refine_iou_margin < 0:
             raise ValueError(f'need refine_iterations >= 0 and refine_iou_margin >= 0, got '
                              f'{s.refine_iterations} and {s.refine_iou_margin}')

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from ..camera import PinholeCamera
+from .mise import logit
 from .onet import OccupancyNetworkBase
 
 
@@ -71,6 +72,10 @@ class RefineSettings:
     """Refine the fitted pose (and scale) with the code."""
     pose_lr: float = 0.01
     """Adam step size of the pose (radians, canonical units, log scale)."""
+    surface_probability: float = 0.2
+    """Probability with which a sample on the network's surface (its `threshold`) counts as
+    inside the object: a ray's many samples multiply, so a ray grazing the surface must not
+    count as a hit. The field's logits are shifted to give it, whatever the threshold."""
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -79,6 +84,9 @@ class RefineSettings:
         if self.rays < 2 or self.samples < 2:
             raise ValueError(f'need rays >= 2 and samples >= 2, got {self.rays} and '
                              f'{self.samples}')
+        if not 0 < self.surface_probability < 1:
+            raise ValueError('surface_probability must be in (0, 1), got '
+                             f'{self.surface_probability}')
         if not (self.lr > 0 and self.pose_lr > 0 and self.prior_weight >= 0 and self.margin >= 0
                 and self.padding >= 0):
             raise ValueError('need lr > 0, pose_lr > 0, prior_weight >= 0, margin >= 0 and '
@@ -216,18 +224,20 @@ def similarity(omega: torch.Tensor, tau: torch.Tensor, sigma: torch.Tensor) -> t
 
 def silhouette_loss(net: OccupancyNetworkBase, rays: SilhouetteRays, c: torch.Tensor,
                     samples: int, S: torch.Tensor | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, shift: float = 0.0
+                    ) -> torch.Tensor:
     """Weighted mean cross-entropy of the rays' hit probabilities under code c and the mask.
 
     `samples` points per ray (see `SilhouetteRays.points`). With `S` (a `similarity`), the
-    field is moved by it first: it is queried at S^-1 q.
+    field is moved by it first: it is queried at S^-1 q. `shift` is added to the logits of the
+    samples (see `RefineSettings.surface_probability`).
     """
     hit = rays.hits_cube
     pts = rays.points(samples, generator).reshape(-1, 3)
     if S is not None:
         A = S[:3, :3]  # scale times rotation: A^-1 = A^T / scale^2
         pts = (pts - S[:3, 3]) @ A / (A[:, 0] ** 2).sum()
-    logits = net.decode(pts[None].to(net.device), c).reshape(int(hit.sum()), -1)
+    logits = net.decode(pts[None].to(net.device), c).reshape(int(hit.sum()), -1) + shift
     # log(1 - p_hit) = sum_i log(1 - sigmoid(l_i)) = -sum_i softplus(l_i)
     log_miss = torch.zeros(len(hit), device=net.device)
     log_miss = log_miss.masked_scatter(hit.to(net.device), -F.softplus(logits).sum(1))
@@ -258,9 +268,10 @@ def refine_code(net: OccupancyNetworkBase, c0: torch.Tensor, mask: np.ndarray,
 
 def _descend(net: OccupancyNetworkBase, c0: torch.Tensor, rays: SilhouetteRays,
              settings: RefineSettings, t_start: float) -> CodeRefinement:
+    shift = logit(settings.surface_probability) - logit(net.threshold)
     if not rays.hits_cube.any() or settings.iterations == 0:
         with torch.no_grad():
-            loss = (float(silhouette_loss(net, rays, c0, settings.samples))
+            loss = (float(silhouette_loss(net, rays, c0, settings.samples, shift=shift))
                     if rays.hits_cube.any() else np.nan)
         return CodeRefinement(c0, loss, loss, time.perf_counter() - t_start, np.eye(4))
     grads = [p.requires_grad for p in net.parameters()]
@@ -276,17 +287,17 @@ def _descend(net: OccupancyNetworkBase, c0: torch.Tensor, rays: SilhouetteRays,
         norm = float((c0 ** 2).sum()) or 1.0
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            first = float(silhouette_loss(net, rays, c0, settings.samples))
+            first = float(silhouette_loss(net, rays, c0, settings.samples, shift=shift))
         for _ in range(settings.iterations):
             sil = silhouette_loss(net, rays, c, settings.samples,
-                                  similarity(*pose) if settings.pose else None, generator)
+                                  similarity(*pose) if settings.pose else None, generator, shift)
             loss = sil + settings.prior_weight * ((c - c0) ** 2).sum() / norm
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
             S = similarity(*pose)
-            last = float(silhouette_loss(net, rays, c, settings.samples, S))
+            last = float(silhouette_loss(net, rays, c, settings.samples, S, shift=shift))
     finally:
         for p, g in zip(net.parameters(), grads):
             p.requires_grad_(g)
