@@ -163,6 +163,10 @@ def test_the_silhouette_sees_the_surface_at_the_networks_threshold(net, chair):
     try:
         net.threshold = 0.2
         onet = refine_code(net, *args, RefineSettings(iterations=0)).loss_before
+        # a threshold named in the settings counts instead of the network's
+        named = refine_code(net, *args, RefineSettings(iterations=0, threshold=0.5,
+                                                       surface_probability=0.5))
+        assert named.loss_before == pytest.approx(onet, rel=1e-5)
         net.threshold = 0.5
         same = refine_code(net, *args, RefineSettings(iterations=0, surface_probability=0.5))
         other = refine_code(net, *args, RefineSettings(iterations=0))
@@ -195,6 +199,8 @@ def test_bad_input_is_refused(net, chair):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(rays=1))
     with pytest.raises(ValueError, match='surface_probability'):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(surface_probability=1.0))
+    with pytest.raises(ValueError, match='threshold'):
+        refine_code(net, c0, chair['mask'], *args, RefineSettings(threshold=0.0))
     with pytest.raises(ValueError, match='pose_lr'):
         refine_code(net, c0, chair['mask'], *args, RefineSettings(pose_lr=0.0))
     with pytest.raises(ValueError, match='ignore'):

@@ -18,12 +18,12 @@
                     [--camera-info CAMERA.yaml --camera-height H [--camera-pitch P]]
 
 Without a camera, the mesh is in the network's canonical frame (unit cube, +y up), up to scale.
-With the camera calibration and its height above the floor, the mesh is fitted to the mask, its
-shape code and pose are refined until its silhouette matches the mask (--refine-iterations),
-and it is scaled so that it stands on the floor: metres, rrb object frame (+z up, on z = 0),
-and the pose goes to MESH.json. The network is the one shipped with the package unless
---checkpoint names another (compact layout, or the official ONet img2mesh one, e.g.
-onet_img2mesh_3-f786b04a.pt).
+With the camera calibration and its height above the floor, the mesh is fitted to the mask,
+optionally its shape code and pose are refined until its silhouette matches the mask
+(--refine-iterations, off by default), and it is scaled so that it stands on the floor:
+metres, rrb object frame (+z up, on z = 0), and the pose goes to MESH.json. The network is
+the one shipped with the package unless --checkpoint names another (compact layout, or the
+official ONet img2mesh one, e.g. onet_img2mesh_3-f786b04a.pt).
 """
 
 from __future__ import annotations

@@ -216,7 +216,8 @@ class ObjectReconstructor:
             return c, mesh, fit, ''
         T_cam_can = fit.T_cam_obj @ T_obj_can
         ref = refine_code(net, c, obj, camera, T_cam_can,
-                          RefineSettings(iterations=s.refine_iterations), others)
+                          RefineSettings(iterations=s.refine_iterations,
+                                         threshold=s.threshold), others)
         # the shape now sits at T_cam_can @ S, S a similarity: its rigid part, with the scale
         # taken about the camera centre instead (same silhouette), starts the refit
         T = T_cam_can @ ref.S

@@ -73,9 +73,12 @@ class RefineSettings:
     pose_lr: float = 0.01
     """Adam step size of the pose (radians, canonical units, log scale)."""
     surface_probability: float = 0.2
-    """Probability with which a sample on the network's surface (its `threshold`) counts as
-    inside the object: a ray's many samples multiply, so a ray grazing the surface must not
-    count as a hit. The field's logits are shifted to give it, whatever the threshold."""
+    """Probability with which a sample on the surface (at `threshold`) counts as inside the
+    object: a ray's many samples multiply, so a ray grazing the surface must not count as a
+    hit. The field's logits are shifted to give it, whatever the threshold."""
+    threshold: float | None = None
+    """Occupancy probability of the surface the mesh will be extracted at (None: the
+    network's own)."""
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -84,9 +87,10 @@ class RefineSettings:
         if self.rays < 2 or self.samples < 2:
             raise ValueError(f'need rays >= 2 and samples >= 2, got {self.rays} and '
                              f'{self.samples}')
-        if not 0 < self.surface_probability < 1:
-            raise ValueError('surface_probability must be in (0, 1), got '
-                             f'{self.surface_probability}')
+        if not 0 < self.surface_probability < 1 or not (
+                self.threshold is None or 0 < self.threshold < 1):
+            raise ValueError('surface_probability and threshold must be in (0, 1), got '
+                             f'{self.surface_probability} and {self.threshold}')
         if not (self.lr > 0 and self.pose_lr > 0 and self.prior_weight >= 0 and self.margin >= 0
                 and self.padding >= 0):
             raise ValueError('need lr > 0, pose_lr > 0, prior_weight >= 0, margin >= 0 and '
@@ -268,7 +272,8 @@ def refine_code(net: OccupancyNetworkBase, c0: torch.Tensor, mask: np.ndarray,
 
 def _descend(net: OccupancyNetworkBase, c0: torch.Tensor, rays: SilhouetteRays,
              settings: RefineSettings, t_start: float) -> CodeRefinement:
-    shift = logit(settings.surface_probability) - logit(net.threshold)
+    threshold = net.threshold if settings.threshold is None else settings.threshold
+    shift = logit(settings.surface_probability) - logit(threshold)
     if not rays.hits_cube.any() or settings.iterations == 0:
         with torch.no_grad():
             loss = (float(silhouette_loss(net, rays, c0, settings.samples, shift=shift))
