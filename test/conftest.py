@@ -74,6 +74,27 @@ def spinning_test_node(name: str):
     thread.join(timeout=10.0)
 
 
+def set_parameter(node, target: str, name: str, value, timeout: float = 60.0):
+    """Ask node `target` (e.g. '/pose_node') to set a parameter; return its SetParametersResult."""
+    import time
+
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    client = node.create_client(SetParameters, f'{target}/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f'no {target}/set_parameters'
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f'no answer from {target}/set_parameters'
+            time.sleep(0.05)
+        (result,) = future.result().results
+        return result
+    finally:
+        node.destroy_client(client)
+
+
 def octahedron_onet(radius: float = 0.4):
     """Return an ONet img2mesh network (eval mode) whose shape is |x| + |y| + |z| <= radius.
 

@@ -142,7 +142,8 @@ def test_bad_rgb_array_is_rejected(img, encoding, match):
 # --- masks ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('encoding, dtype', [
-    ('mono8', np.uint8), ('8UC1', np.uint8), ('16UC1', np.uint16), ('32SC1', np.int32)])
+    ('mono8', np.uint8), ('8UC1', np.uint8), ('16UC1', np.uint16), ('mono16', np.uint16),
+    ('32SC1', np.int32)])
 @pytest.mark.parametrize('pad', [0, 3])
 @pytest.mark.parametrize('big_endian', [False, True])
 def test_mask_decoding(rng, encoding, dtype, pad, big_endian):
@@ -380,6 +381,8 @@ def test_bad_marker_input_is_rejected(box_mesh, frame, rgba, match):
 def test_delete_marker():
     m = convert.delete_marker('rrb', 4)
     assert (m.ns, m.id, m.action) == ('rrb', 4, Marker.DELETE)
+    m = convert.delete_marker('chair', 0, HEADER)
+    assert m.header == HEADER and m.action == Marker.DELETE
 
 
 def test_detection3d(box_mesh):

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from conftest import spinning_test_node
+from conftest import set_parameter, spinning_test_node
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path as PathMsg
 import numpy as np
@@ -144,6 +144,21 @@ class Recorder:
             time.sleep(0.05)
 
 
+def first_frame(rec: Recorder, proc, publish) -> None:
+    """Publish frame 0 again until it is answered on camera_path.
+
+    Matched on our side does not prove the node's reader has matched our writer yet. Repeats
+    have the same stamp and are ignored.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        publish(0)
+        with rec.cond:
+            if rec.cond.wait_for(lambda: rec.received['camera_path'], 0.5):
+                return
+        assert time.monotonic() < deadline, 'no camera_path' + output(proc)
+
+
 def output(proc) -> str:
     return f'\n--- stderr:\n{Path(proc.stderr_path).read_text(errors="replace")}'
 
@@ -189,15 +204,7 @@ def test_trajectory_metrics_and_files(ros, tmp_path, source):
 
     try:
         rec.wait_for_discovery(proc, source)
-        # The first frame again until it is answered: matched on our side does not prove the
-        # node's reader has matched our writer yet. Repeats have the same stamp and are ignored.
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            publish(0)
-            with rec.cond:
-                if rec.cond.wait_for(lambda: rec.received['camera_path'], 0.5):
-                    break
-            assert time.monotonic() < deadline, 'no camera_path' + output(proc)
+        first_frame(rec, proc, publish)
         for i in range(1, N):
             publish(i)
         rec.wait_for(lambda: rec.received['camera_path']
@@ -281,3 +288,62 @@ def test_bad_parameter_fails_fast(tmp_path):
     code = wait_exit(proc)
     assert code == 1
     assert 'cannot start: align must be' in Path(proc.stderr_path).read_text(), output(proc)
+
+
+@pytest.mark.skipif(not convert.HAVE_VISION_MSGS, reason='vision_msgs is not built')
+def test_bag_played_again_starts_a_new_trajectory(ros, tmp_path):
+    """Instances of one class by Detection3D.id; time going back; ints for doubles."""
+    rrb_tum = tmp_path / 'rrb.tum'
+    proc = start(tmp_path, f'rrb_tum:={rrb_tum}', 'input:=detections', 'max_jump:=1',
+                 'reliability:=best_effort')
+    rec = Recorder(ros)
+
+    def publish(i: int) -> None:
+        # another detector's convention: class_id is the class, id the tracked instance
+        header = Header(stamp=convert.ns_to_stamp(STAMPS_NS[i]), frame_id=OPTICAL)
+        rec.pub_det.publish(convert.detection3d_array([convert.detection3d(
+            invert_T(camera_pose(i)) @ OBJECTS[n], header, 'chair', 0.9, [0.5, 0.5, 0.9],
+            [0, 0, 0.45], n) for n in OBJECTS], header))
+
+    try:
+        rec.wait_for_discovery(proc, 'detections')
+        first_frame(rec, proc, publish)
+        for loop in range(2):
+            for i in range(loop == 0, N):
+                publish(i)
+            rec.wait_for(lambda: len(rec.last('camera_path').poses) == N
+                         and convert.stamp_to_ns(rec.last('camera_path').header.stamp)
+                         == STAMPS_NS[-1], f'loop {loop}: {N} camera poses')
+            if loop == 0:
+                rec.received['camera_path'].clear()
+        stamps, poses = poses_of(rec.last('camera_path'))
+        assert stamps == STAMPS_NS
+        assert np.allclose(poses, [anchored(i) for i in range(N)], atol=1e-9)
+    finally:
+        ros.destroy_publisher(rec.pub_det)
+        for sub in rec.subs:
+            ros.destroy_subscription(sub)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        code = wait_exit(proc)
+    assert code == 0, f'exit code {code}' + output(proc)
+    log = Path(proc.stderr_path).read_text()
+    assert 'Traceback' not in log and 'added to the map: chair_b' in log, output(proc)
+    assert log.count('time went back') == 1, output(proc)
+    # the first trajectory was written when time went back, the second at shutdown
+    for path in (rrb_tum, tmp_path / 'rrb.1.tum'):
+        traj = read_tum(path)
+        assert np.allclose(traj.stamps, np.array(STAMPS_NS) * 1e-9, rtol=0, atol=1e-6)
+        assert np.allclose(traj.poses, [anchored(i) for i in range(N)], atol=1e-9)
+
+
+def test_parameters_are_read_only(ros, tmp_path):
+    """Parameters are read at start-up: a change on the running node is refused."""
+    proc = start(tmp_path, 'metrics_period:=2')  # an integer for a double
+    try:
+        result = set_parameter(ros, '/egomotion_node', 'max_jump', 0.5, TIMEOUT)
+        assert not result.successful and 'read-only' in result.reason, output(proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = wait_exit(proc)
+    assert code == 0, output(proc)

@@ -20,6 +20,7 @@ import pytest
 from rrb_ros.core.fit import FitError, PoseFitter
 from rrb_ros.core.geometry import rotation_angle
 from rrb_ros.core.objects import make_case, perturb, procedural_object, subdivide
+from rrb_ros.core.pipeline import FramePipeline, ObjectSpec, PipelineSettings
 
 
 def errors(T, T_gt):
@@ -83,7 +84,7 @@ def test_occluded_object_in_a_two_object_frame(rng):
     from rrb_ros.core.geometry import make_T, viewpoint_rotation
     from rrb_ros.core.mesh import validate
     from rrb_ros.core.objects import default_camera, procedural_chair
-    from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec
+    from rrb_ros.core.pipeline import Frame
     from rrb_ros.core.render import hard_silhouette
     cam = default_camera()
     chair = subdivide(procedural_chair(rng), 1500)
@@ -107,3 +108,15 @@ def test_occluded_object_in_a_two_object_frame(rng):
     pose = {p.name: p for p in result.poses}['chair']
     rot, trans = errors(pose.T_cam_obj, T_a)
     assert rot < 2.0 and trans < 0.02, (rot, trans, pose.iou)
+
+
+@pytest.mark.parametrize('objects, settings, says', [
+    ([('a', 1), ('b', 1)], {}, 'labels must be unique'),
+    ([('a', 0)], {}, '0 is the background'),
+    ([('a', 1)], {'min_iou': 5.0}, 'min_iou'),
+    ([('a', 1)], {'min_mask_pixels': -1}, 'min_mask_pixels'),
+])
+def test_pipeline_refuses_bad_settings(objects, settings, says):
+    with pytest.raises(ValueError, match=says):
+        FramePipeline([ObjectSpec(name, label, None) for name, label in objects],
+                      PipelineSettings(**settings))

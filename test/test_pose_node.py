@@ -24,7 +24,7 @@ import math
 import re
 import time
 
-from conftest import spinning_test_node
+from conftest import set_parameter, spinning_test_node
 from frame_publisher import (
     ChairScene,
     FRAME_ID,
@@ -110,7 +110,7 @@ def unlatched_node(ros, scene, mesh_file, tmp_path_factory):
     node, harness = start_node(
         ros, scene, tmp_path_factory.mktemp('unlatched_node'),
         node_params(mesh_file, not_a_parameter=42), namespace='/unlatched',
-        overrides={'latch_camera_info': 'false'})
+        overrides={'latch_camera_info': 'false', 'sync_tolerance': '0'})  # an int for a double
     yield node, harness
     stop_node(node)
 
@@ -363,7 +363,90 @@ def test_missing_camera_info_frame_is_not_answered(unlatched_node, scene, masks)
     assert node.alive(), node.output()
 
 
+# -- frame ids and stamps of other sources --------------------------------------------------------
+
+def _with_frame_id(msgs, frame_id):
+    for msg in msgs.values():
+        msg.header.frame_id = frame_id
+    return msgs
+
+
+def test_frame_id_with_a_leading_slash_is_used_without(pose_node, scene, masks):
+    node, harness = pose_node
+    stamp = next_stamp()
+    harness.publish(_with_frame_id(scene.messages(masks['T0'], stamp), '/' + FRAME_ID))
+    topics = ['object_pose', 'overlay'] + [t for t in ('/tf',) if t in harness.subscriptions]
+    harness.wait_for_answer(stamp, GLOBAL_FIT_TIMEOUT, topics)
+    (pose,) = harness.with_stamp('object_pose', stamp)
+    assert_header(pose.header, stamp)  # as tf2 has it, without the '/'
+    for tf in harness.with_stamp('/tf', stamp):
+        assert_header(tf.transforms[0].header, stamp)
+    assert node.wait_for_log(r"starts with '/'", TRACK_TIMEOUT).startswith('[WARN]')
+
+
+def test_empty_frame_id_gives_poses_without_tf(pose_node, scene, masks):
+    node, harness = pose_node
+    stamp = next_stamp()
+    harness.publish(_with_frame_id(scene.messages(masks['T0'], stamp), ''))
+    harness.wait_for_answer(stamp, GLOBAL_FIT_TIMEOUT, ('object_pose', 'overlay'))
+    (pose,) = harness.with_stamp('object_pose', stamp)
+    assert pose.header.frame_id == ''
+    assert not harness.with_stamp('/tf', stamp)
+    assert node.wait_for_log('has no frame_id', TRACK_TIMEOUT).startswith('[WARN]')
+
+
+def test_time_going_back_restarts_synchronisation(pose_node, scene, masks):
+    node, harness = pose_node
+    send(harness, scene, masks['T0'], GLOBAL_FIT_TIMEOUT, ('object_pose',))
+    earlier = next_stamp() - 60_000_000_000  # a bag played again from a minute back
+    harness.publish(scene.messages(masks['T0'], earlier))
+    harness.wait_for_answer(earlier, GLOBAL_FIT_TIMEOUT, ('object_pose', 'overlay'))
+    assert node.wait_for_log('time went back', TRACK_TIMEOUT).startswith('[WARN]')
+    send(harness, scene, masks['T0'], GLOBAL_FIT_TIMEOUT, ('object_pose',))
+    assert node.alive(), node.output()
+
+
+def test_a_stream_that_never_comes_is_named(ros, scene, masks, mesh_file, tmp_path):
+    node = PoseNodeProcess(tmp_path, node_params(mesh_file, warn_period=1.0),
+                           namespace='/nocam').start()
+    harness = Harness(ros, '/nocam', node.output)
+    try:
+        harness.wait_for_discovery(DISCOVERY_TIMEOUT)
+        deadline = time.monotonic() + TRACK_TIMEOUT
+        while 'nothing received on /nocam/camera_info' not in node.stderr():
+            assert time.monotonic() < deadline, 'no warning about camera_info' + node.output()
+            msgs = scene.messages(masks['T0'], next_stamp())
+            del msgs['camera_info']
+            harness.publish(msgs)
+            time.sleep(0.1)  # a 10 Hz camera
+    finally:
+        stop_node(node)
+
+
 # -- start-up -------------------------------------------------------------------------------------
+
+def test_parameters_are_read_only(ros, pose_node):
+    node, _ = pose_node
+    result = set_parameter(ros, '/pose_node', 'min_iou', 0.1, DISCOVERY_TIMEOUT)
+    assert not result.successful and 'read-only' in result.reason
+    assert node.alive(), node.output()
+
+
+def test_an_integer_for_a_double_parameter_is_taken(unlatched_node):
+    node, _ = unlatched_node  # sync_tolerance:=0
+    assert 'Traceback' not in node.stderr() and node.alive(), node.output()
+
+
+@pytest.mark.parametrize('override, says', [
+    ({'queue_size': '2.5'}, 'parameter queue_size must be an integer, got 2.5'),
+    ({'object_frame_prefix': '/rrb/'}, 'object_frame_prefix must not start with "/"'),
+])
+def test_bad_parameter_stops_the_node_with_a_reason(tmp_path, mesh_file, override, says):
+    node = PoseNodeProcess(tmp_path, node_params(mesh_file), overrides=override).start()
+    code = node.wait_exit(STOP_TIMEOUT * 2)
+    assert code == 1 and says in node.stderr(), node.output()
+    assert 'Traceback' not in node.stderr(), node.output()
+
 
 def test_unknown_parameter_is_reported_and_the_node_runs(unlatched_node):
     node, harness = unlatched_node

@@ -139,6 +139,7 @@ def test_reconstruct_cache_and_redo(ros, view, tmp_path):
         _wait(lambda: received, 30.0, 'the latched reconstructions marker', node.output)
         marker = received[-1].markers[0]
         assert marker.header.frame_id == 'rrb/chair' and marker.type == marker.TRIANGLE_LIST
+        assert convert.stamp_to_ns(marker.header.stamp) == 0  # latched: the latest transform
         z = np.array([p.z for p in marker.points])
         assert abs(z.min()) < 1e-6  # stands on the floor
         assert abs(z.max() / view.true_height - 1) < 0.15, (z.max(), view.true_height, line)
@@ -149,6 +150,10 @@ def test_reconstruct_cache_and_redo(ros, view, tmp_path):
         future = client.call_async(Trigger.Request())
         _wait(future.done, 30.0, 'the reconstruct service answer', node.output)
         assert future.result().success and 'chair' in future.result().message
+        # viewers drop the forgotten mesh
+        _wait(lambda: any(m.action == m.DELETE and m.ns == 'chair'
+                          for a in received for m in a.markers), 30.0,
+              'a DELETE of the forgotten mesh on reconstructions', node.output)
         _posed_frame(harness, view)
         _wait(lambda: node.stderr().count('chair: reconstructed in') == 2, 10.0,
               'the second reconstruction', node.output)

@@ -160,12 +160,37 @@ def test_single_stream_passes_through():
 
 
 def test_reset_after_time_jump():
-    sync = StampSynchronizer(('image', 'mask'))
+    sync = StampSynchronizer(('image', 'mask'), rewind_ns=10_000)
     feed(sync, [('image', 1000), ('mask', 1000)])
-    assert feed(sync, [('image', 1), ('mask', 1)]) == []  # a bag replayed from the start
+    assert feed(sync, [('image', 1), ('mask', 1)]) == []  # within rewind_ns: late messages
     sync.reset()
     assert [m.stamp_ns for m in feed(sync, [('image', 1), ('mask', 1)])] == [1]
-    assert sync.matched == 2
+    assert sync.matched == 2 and sync.rewinds == 0
+
+
+def test_time_going_back_restarts_synchronisation():
+    # a bag played in a loop: stamps go back by far more than rewind_ns
+    sync = StampSynchronizer(('image', 'mask', 'camera_info'), latched=('camera_info',),
+                             rewind_ns=500 * MS)
+    loop = [('camera_info', 0)] + [(n, t * 100 * MS) for t in range(1, 30)
+                                   for n in ('image', 'mask')]
+    assert len(feed(sync, loop)) == 29
+    feed(sync, [('image', 2800 * MS)])  # queued: its mask never comes
+    # the second loop: its first image restarts synchronisation (the camera_info is kept)
+    second = feed(sync, loop[1:])
+    assert [m.stamp_ns for m in second] == [t * 100 * MS for t in range(1, 30)]
+    assert second[0].msgs['camera_info'] == ('camera_info', 0)
+    assert sync.rewinds == 1 and sync.matched == 58
+    # a message only a little older than the last emitted one is late, not a new loop
+    assert feed(sync, [('image', 2500 * MS), ('mask', 2500 * MS)]) == []
+    assert sync.rewinds == 1
+
+
+def test_repeated_stamps_are_duplicates():
+    # a client that never sets header.stamp: all zero; only the first set is emitted
+    sync = StampSynchronizer(('image', 'mask'))
+    assert len(feed(sync, [('image', 0), ('mask', 0)] * 3)) == 1
+    assert sync.rewinds == 0 and sync.dropped == 4
 
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -175,6 +200,7 @@ def test_reset_after_time_jump():
     (dict(names=('a',), latched=('a',)), 'at least one stream'),
     (dict(names=('a',), tolerance_ns=-1), 'tolerance_ns'),
     (dict(names=('a',), queue_size=0), 'queue_size'),
+    (dict(names=('a',), rewind_ns=-1), 'rewind_ns'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

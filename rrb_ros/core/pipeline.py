@@ -41,7 +41,7 @@ class ObjectSpec:
     name: str
     """Name, used in frame ids (`rrb/<name>`) and topics."""
     label: int
-    """Value of this object's pixels in the instance mask (1..65535)."""
+    """Value of this object's pixels in the instance mask (>= 1; 0 is the background)."""
     mesh: Mesh | None = None
     """Mesh in the object frame, metres; None when it is still to be reconstructed."""
 
@@ -124,6 +124,11 @@ class FramePipeline:
         labels = [o.label for o in objects]
         if len(set(labels)) != len(labels):
             raise ValueError(f'object labels must be unique, got {labels}')
+        if any(label < 1 for label in labels):
+            raise ValueError(f'object labels must be >= 1 (0 is the background), got {labels}')
+        if not 0.0 <= self.settings.min_iou <= 1.0 or self.settings.min_mask_pixels < 0:
+            raise ValueError(f'need 0 <= min_iou <= 1 and min_mask_pixels >= 0, got '
+                             f'{self.settings.min_iou} and {self.settings.min_mask_pixels}')
         self.objects = list(objects)
         self.reconstructor = reconstructor
         self.reconstructed = {o.name for o in self.objects if o.mesh is None}

@@ -80,6 +80,7 @@ _MASK_ENCODINGS = {
     'mono8': np.dtype(np.uint8),
     '8UC1': np.dtype(np.uint8),
     '16UC1': np.dtype(np.uint16),
+    'mono16': np.dtype(np.uint16),
     '32SC1': np.dtype(np.int32),
 }
 _MASK_ENCODING_OF_DTYPE = {np.dtype(np.uint8): 'mono8', np.dtype(np.uint16): '16UC1',
@@ -367,9 +368,11 @@ def mesh_marker(mesh: Mesh, frame_id: str, stamp: Time | None, ns: str, marker_i
     return m
 
 
-def delete_marker(ns: str, marker_id: int) -> Marker:
-    """Return a DELETE marker for (ns, marker_id)."""
+def delete_marker(ns: str, marker_id: int, header: Header | None = None) -> Marker:
+    """Return a DELETE marker for (ns, marker_id), with `header` when given."""
     m = Marker()
+    if header is not None:
+        m.header = header
     m.ns = ns
     m.id = int(marker_id)
     m.action = Marker.DELETE

@@ -15,9 +15,10 @@
 """egomotion_node: the camera trajectory from static objects' poses, compared with ORB-SLAM.
 
 Subscribed topics (object poses: `input` chooses detections or /tf)
-  detections (vision_msgs/Detection3DArray): pose_node's per-frame objects; each detection's
-      hypothesis gives the name (class_id), the pose T_cam_obj and the weight (score = fit
-      IoU); objects weighing `min_weight` or less are ignored.
+  detections (vision_msgs/Detection3DArray): pose_node's per-frame objects; a detection's
+      `id` names the object (its hypothesis's class_id when the id is empty), the hypothesis
+      gives the pose T_cam_obj and the weight (score = fit IoU); objects weighing
+      `min_weight` or less are ignored.
   /tf (tf2_msgs/TFMessage): object poses as pose_node publishes them, parent = camera optical
       frame, child = <object_frame_prefix><name>, stamp = image stamp; the transforms of one
       stamp are one frame. TF carries no fit quality, so every object weighs 1.
@@ -38,6 +39,11 @@ Published topics
 
 Files: `rrb_tum` (camera_path) and `orbslam_tum` (the ORB-SLAM poses as received, not
 aligned), TUM format, written at shutdown and every `write_every` accepted frames.
+
+Time going back (object poses stamped more than a second before the last accepted frame: a bag
+played again, a simulator restart) starts a new trajectory: the files of the old one are
+written, camera_path starts afresh, and the new trajectory's files get a number
+(`rrb.tum`, then `rrb.1.tum`, ...).
 """
 
 from __future__ import annotations
@@ -48,10 +54,10 @@ import sys
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from std_msgs.msg import Header, String
 
 from rrb_ros.core.egomotion import (
@@ -61,6 +67,8 @@ from rrb_ros.core.egomotion import (
 )
 from rrb_ros.core.metrics import Trajectory, write_tum
 from rrb_ros.ros import convert
+from rrb_ros.ros.params import declare, reliability
+from rrb_ros.ros.sync import REWIND_NS
 from rrb_ros.ros.tf import TF_QOS, tf_sender
 
 _NS = 1e-9
@@ -90,6 +98,8 @@ PARAMETERS = {
     'align': ('sim3', 'alignment of ORB-SLAM to camera_path: sim3, se3 or none'),
     'rpe_delta': (1, 'frame distance of the RPE pairs'),
     'max_diff': (0.01, 'seconds; largest stamp difference of associated poses'),
+    'reliability': ('reliable', 'QoS reliability of the detections and orbslam_pose '
+                    'subscriptions: reliable or best_effort (matches publishers of either kind)'),
 }
 
 
@@ -99,9 +109,8 @@ class EgomotionNode(Node):
     def __init__(self, **kwargs) -> None:
         """Declare and read the parameters (ValueError when invalid), set up topics."""
         super().__init__('egomotion_node', **kwargs)
-        p = {name: self.declare_parameter(name, default, ParameterDescriptor(
-            description=description)).value for name, (default, description) in
-            PARAMETERS.items()}
+        p = declare(self, PARAMETERS)
+        qos = QoSProfile(depth=100, reliability=reliability(p['reliability']))
         if p['align'] not in ('sim3', 'se3', 'none'):
             raise ValueError(f"align must be sim3, se3 or none, got {p['align']!r}")
         if int(p['rpe_delta']) < 1 or float(p['metrics_period']) <= 0.0:
@@ -129,13 +138,14 @@ class EgomotionNode(Node):
         self._path_poses: list[PoseStamped] = []
         self._orbslam: dict[int, np.ndarray] = {}  # stamp (ns) -> T_world_cam in its map
         self._dirty = False
+        self._trajectory = 0  # how often time went back: numbers the files
 
         if p['input'] == 'tf':
             self.create_subscription(convert.TFMessage, '/tf', self._on_tf, TF_QOS)
         else:
             self.create_subscription(convert.Detection3DArray, 'detections',
-                                     self._on_detections, 100)
-        self.create_subscription(PoseStamped, 'orbslam_pose', self._on_orbslam, 100)
+                                     self._on_detections, qos)
+        self.create_subscription(PoseStamped, 'orbslam_pose', self._on_orbslam, qos)
         self.pub_path = self.create_publisher(Path, 'camera_path', 10)
         self.pub_orbslam_path = self.create_publisher(Path, 'orbslam_path', 10)
         self.pub_metrics = self.create_publisher(String, 'egomotion_metrics', 10)
@@ -173,7 +183,11 @@ class EgomotionNode(Node):
             if not det.results:
                 continue
             hyp = det.results[0]
-            name = hyp.hypothesis.class_id or det.id
+            name = det.id or hyp.hypothesis.class_id  # the instance; its class if untracked
+            if name in observations:
+                self.get_logger().warn(f'two detections of {name!r} in one message: the last is '
+                                       'used (set Detection3D.id per instance)',
+                                       throttle_duration_sec=5.0)
             try:
                 observations[name] = (convert.pose_to_matrix(hyp.pose.pose),
                                       float(hyp.hypothesis.score))
@@ -184,6 +198,8 @@ class EgomotionNode(Node):
             self._on_frame(convert.stamp_to_ns(msg.header.stamp), observations)
 
     def _on_frame(self, stamp_ns: int, observations: dict) -> None:
+        if self._stamps_ns and stamp_ns < self._stamps_ns[-1] - REWIND_NS:
+            self._restart(stamp_ns)
         try:
             est = self.odometry.update(stamp_ns * _NS, observations)
         except ValueError as exc:
@@ -208,6 +224,20 @@ class EgomotionNode(Node):
         every = int(self.p['write_every'])
         if every and len(self._stamps_ns) % every == 0:
             self.write_files()
+
+    def _restart(self, stamp_ns: int) -> None:
+        """Time went back: keep the trajectory so far in its files, start a new one."""
+        self.get_logger().warn(
+            f'time went back: object poses stamped {stamp_ns * _NS:.3f} s, the last accepted '
+            f'{self._stamps_ns[-1] * _NS:.3f} s (a bag played again, a restart?); a new '
+            f'trajectory starts ({len(self._stamps_ns)} poses so far)')
+        self.write_files()
+        self._trajectory += 1
+        self.odometry = ObjectCentricOdometry(self.odometry.settings)
+        self._stamps_ns, self._path_poses = [], []
+        # ORB-SLAM poses of the old time line (later than the new one's start) go too
+        self._orbslam = {s: T for s, T in self._orbslam.items() if s <= stamp_ns + REWIND_NS}
+        self._dirty = False
 
     def _on_orbslam(self, msg: PoseStamped) -> None:
         try:
@@ -271,6 +301,10 @@ class EgomotionNode(Node):
             path = str(self.p[key])
             if not path or traj is None:
                 continue
+            if self._trajectory:  # rrb.tum, rrb.1.tum, rrb.2.tum, ...
+                stem, dot, ext = path.rpartition('.')
+                path = (f'{stem}.{self._trajectory}.{ext}' if dot and '/' not in ext
+                        else f'{path}.{self._trajectory}')
             try:
                 write_tum(path, traj, header=f'{key} from egomotion_node: timestamp tx ty tz '
                           'qx qy qz qw')

@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, PoseStamped, TransformStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
@@ -39,7 +41,7 @@ class FrameOutputs:
     fit_iou: Float32MultiArray
     """`fit_iou`: IoU per configured object, NaN when not fitted."""
     transforms: list[TransformStamped]
-    """`/tf`: camera optical frame -> <prefix><name>."""
+    """`/tf`: camera optical frame -> <prefix><name> (none when the image has no frame id)."""
     markers: MarkerArray | None
     """`markers`: meshes of accepted objects, DELETE for the others."""
     detections: object | None
@@ -72,11 +74,20 @@ class OutputBuilder:
             self._markers[name] = cached
         return cached[1]
 
-    def reconstructions(self) -> MarkerArray:
-        """`reconstructions`: the current meshes of all reconstructed objects (latched topic)."""
-        return MarkerArray(markers=[self.marker(o.name) for o in self.pipeline.objects
-                                    if o.name in self.pipeline.reconstructed
-                                    and o.mesh is not None])
+    def reconstructions(self, deleted: Sequence[str] = ()) -> MarkerArray:
+        """`reconstructions`: the current meshes of all reconstructed objects (latched topic).
+
+        Stamped zero ("the latest transform"), so a viewer that joins later draws them; objects
+        named in `deleted` (meshes forgotten to be reconstructed again) get DELETE markers.
+        """
+        markers = [convert.delete_marker(name, 0, Header(frame_id=self.prefix + name))
+                   for name in deleted]
+        for o in self.pipeline.objects:
+            if o.name in self.pipeline.reconstructed and o.mesh is not None:
+                m = self.marker(o.name)  # shared with `markers`, which stamps it per frame
+                m.header.stamp = Time()
+                markers.append(m)
+        return MarkerArray(markers=markers)
 
     def build(self, result: FrameResult, header: Header, frame: Frame) -> FrameOutputs:
         """Build all messages for one frame."""
@@ -96,7 +107,8 @@ class OutputBuilder:
                     m.header.stamp = header.stamp
                     items.append(m)
                 else:
-                    items.append(convert.delete_marker(obj.name, 0))
+                    items.append(convert.delete_marker(obj.name, 0, Header(
+                        stamp=header.stamp, frame_id=self.prefix + obj.name)))
             markers = MarkerArray(markers=items)
         detections = None
         if self.with_detections:
@@ -120,17 +132,19 @@ class OutputBuilder:
                                                        for p in result.poses]),
             fit_iou=iou,
             transforms=[convert.transform_stamped(p.T_cam_obj, header, self.prefix + p.name)
-                        for p in result.poses],
+                        for p in result.poses] if header.frame_id else [],
             markers=markers, detections=detections, overlay=overlay)
 
 
 def frame_from_messages(mask: Image, camera_info, image: Image | None) -> tuple[Frame, Header]:
     """Build a core Frame (and the header outputs copy) from one synchronised message set.
 
-    The header is the image's (acquisition stamp, optical frame), or the mask's without image.
-    Raises ValueError naming the input that is unusable.
+    The header is the image's (acquisition stamp, optical frame), or the mask's without image;
+    a leading '/' of its frame id (ROS 1 bags) is dropped, as tf2 does. Raises ValueError
+    naming the input that is unusable.
     """
-    header = image.header if image is not None else mask.header
+    source = image.header if image is not None else mask.header
+    header = Header(stamp=source.stamp, frame_id=source.frame_id.lstrip('/'))
     try:
         camera = convert.camera_info_to_camera(camera_info)
     except ValueError as exc:

@@ -28,7 +28,6 @@ import threading
 import time
 
 from geometry_msgs.msg import PoseArray
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -48,6 +47,7 @@ from rrb_ros.core.config import build_pipeline, ground_from_params, object_param
 from rrb_ros.core.mesh import MeshError
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
+from rrb_ros.ros.params import declare, reliability
 from rrb_ros.ros.sync import StampSynchronizer
 from rrb_ros.ros.tf import LatestTransforms, TF_QOS, tf_sender, TF_STATIC_QOS
 
@@ -58,23 +58,22 @@ class PoseNode(Node):
     def __init__(self, **kwargs) -> None:
         """Declare parameters, load meshes (raising MeshError/ValueError), set up topics."""
         super().__init__('pose_node', **kwargs)
-        p = {}
-        for name, (default, description) in PARAMETERS.items():
-            desc = ParameterDescriptor(description=description)
-            if name == 'objects.names':
-                default = Parameter.Type.STRING_ARRAY
-            p[name] = self.declare_parameter(name, default, desc).value
+        p = declare(self, {name: (Parameter.Type.STRING_ARRAY if name == 'objects.names'
+                                  else default, description)
+                           for name, (default, description) in PARAMETERS.items()})
         p['objects.names'] = list(p['objects.names'] or [])
-        for name, (default, description) in object_parameters(p['objects.names']).items():
-            p[name] = self.declare_parameter(
-                name, default, ParameterDescriptor(description=description)).value
+        p.update(declare(self, object_parameters(p['objects.names'])))
         unknown = [n for n in self._parameter_overrides if n not in self._parameters
                    and n != 'use_sim_time']
         if unknown:
             self.get_logger().warn(f'ignoring unknown parameters: {", ".join(sorted(unknown))}')
-        if p['reliability'] not in ('best_effort', 'reliable'):
-            raise ValueError(f"reliability must be 'best_effort' or 'reliable', "
-                             f"got {p['reliability']!r}")
+        input_reliability = reliability(p['reliability'])
+        prefix = str(p['object_frame_prefix'])
+        if prefix.startswith('/'):
+            raise ValueError(f'object_frame_prefix must not start with "/" (tf2 frame ids do '
+                             f'not), got {prefix!r}')
+        if p['warn_period'] < 0:
+            raise ValueError(f"warn_period must be >= 0, got {p['warn_period']}")
         self.pipeline = build_pipeline(p)
         cached = {rec.name: rec.source for rec in self.pipeline.cached}
         for obj in self.pipeline.objects:
@@ -88,19 +87,22 @@ class PoseNode(Node):
         self._setup_ground(p, use_image=bool(p['use_image']))
         if not self.pipeline.objects:
             self.get_logger().warn('objects.names is empty: nothing to fit')
-        self.prefix = str(p['object_frame_prefix'])
+        self.prefix = prefix
         self.outputs = OutputBuilder(self.pipeline, self.prefix, bool(p['publish_markers']),
                                      bool(p['publish_overlay']))
-        self.warn_period = float(p['warn_period'])
+        self.warn_period = p['warn_period']
+        self.sync_tolerance = p['sync_tolerance']
         streams = ('mask', 'camera_info') + (('image',) if p['use_image'] else ())
         self.sync = StampSynchronizer(
-            streams, int(round(float(p['sync_tolerance']) * 1e9)), int(p['queue_size']),
+            streams, int(round(self.sync_tolerance * 1e9)), int(p['queue_size']),
             latched=('camera_info',) if p['latch_camera_info'] else ())
+        self._topics = {s: self.resolve_topic_name(s) for s in streams}
+        self._received = dict.fromkeys(streams, 0)
+        self._inputs_seen = (0, 0)  # received messages, matched frames at the last check
 
         qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in (
             'history', 'depth', 'durability')})
-        qos.reliability = (ReliabilityPolicy.RELIABLE if p['reliability'] == 'reliable'
-                           else ReliabilityPolicy.BEST_EFFORT)
+        qos.reliability = input_reliability
         self.create_subscription(Image, 'mask', lambda m: self._on_msg('mask', m), qos)
         self.create_subscription(CameraInfo, 'camera_info',
                                  lambda m: self._on_msg('camera_info', m), qos)
@@ -125,7 +127,7 @@ class PoseNode(Node):
         self._send_tf = tf_sender(self)
         if self._send_tf is None:
             self.get_logger().warn('neither tf2_ros nor tf2_msgs is importable: no TF output')
-        self._slot = None
+        self._slot, self._rewound = None, False
         self._cond = threading.Condition()
         self._running = True
         self._last_warn: dict[str, float] = {}
@@ -133,6 +135,7 @@ class PoseNode(Node):
         self.frames_dropped = 0
         self._worker = threading.Thread(target=self._work, name='rrb_pose_worker', daemon=True)
         self._worker.start()
+        self.create_timer(max(self.warn_period, 1.0), self._check_inputs)
         self.get_logger().info(
             f'ready: {len(self.pipeline.objects)} object(s), inputs {", ".join(streams)}, '
             f"device {p['device']}, TF child frames {self.prefix}<name>")
@@ -171,18 +174,32 @@ class PoseNode(Node):
     def _on_reconstruct(self, request, response):
         with self._lock:
             names = self.pipeline.reconstruct_again()
+            markers = self.outputs.reconstructions(deleted=names) if names else None
         response.success = bool(names)
         response.message = (f'reconstructing {", ".join(names)} from their next good views'
                             if names else 'no object is reconstructed: all have meshes')
         self.get_logger().info(response.message)
-        if names:
-            self.pub_reconstructions.publish(self.outputs.reconstructions())
+        if markers is not None:
+            self.pub_reconstructions.publish(markers)
         return response
 
     # -- input ----------------------------------------------------------------------------
 
     def _on_msg(self, stream: str, msg) -> None:
-        match = self.sync.add(stream, convert.stamp_to_ns(msg.header.stamp), msg)
+        stamp = convert.stamp_to_ns(msg.header.stamp)
+        if stamp == 0:
+            self._warn(f'{stream} stamp 0', f'{self._topics[stream]} has header.stamp 0: inputs '
+                       'are matched by stamp, so each frame needs its acquisition time')
+        self._received[stream] += 1
+        rewinds = self.sync.rewinds
+        match = self.sync.add(stream, stamp, msg)
+        if self.sync.rewinds != rewinds:
+            self.get_logger().warn(
+                f'time went back: {self._topics[stream]} stamp {stamp * 1e-9:.3f} s is older '
+                'than the last frame (a bag played again, a simulator or driver restart?); '
+                'synchronisation and tracking start afresh')
+            with self._cond:
+                self._slot, self._rewound = None, True
         if match is None:
             return
         self.get_logger().debug(f'frame {match.stamp_ns} synchronised')
@@ -200,10 +217,30 @@ class PoseNode(Node):
                 if not self._running:
                     return
                 match, self._slot = self._slot, None
+                rewound, self._rewound = self._rewound, False
+            if rewound:
+                with self._lock:
+                    self.pipeline.reset()
             try:
                 self._process(match)
             except Exception as exc:  # noqa: BLE001 - a bad frame must not kill the node
                 self._warn(type(exc).__name__, f'frame {match.stamp_ns} skipped: {exc}')
+
+    def _check_inputs(self) -> None:
+        """Warn when input keeps arriving but makes no frame (a stream missing, stamps apart)."""
+        received, matched = sum(self._received.values()), self.sync.matched
+        stalled = received > self._inputs_seen[0] and matched == self._inputs_seen[1]
+        self._inputs_seen = received, matched
+        if not stalled:
+            return
+        missing = [self._topics[s] for s in self.sync.names if not self._received[s]]
+        if missing:
+            self._warn('no frame', f'no frame yet: nothing received on {", ".join(missing)}')
+        else:
+            self._warn('no frame', 'input arrives but makes no frame: the stamps of '
+                       f'{", ".join(self._topics[s] for s in self.sync.names)} do not match '
+                       f'within sync_tolerance ({self.sync_tolerance} s), or are not newer '
+                       'than the last frame')
 
     def _warn(self, kind: str, text: str) -> None:
         now = time.monotonic()
@@ -221,11 +258,18 @@ class PoseNode(Node):
         except ValueError as exc:  # 'camera_info unusable: ...', 'mask unusable: ...'
             self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
             return
+        if not header.frame_id:
+            self._warn('no frame_id', 'the image has no frame_id: poses are published, but no TF')
+        elif (msgs.get('image') or msgs['mask']).header.frame_id != header.frame_id:
+            self._warn('frame_id', f"frame_id {'/' + header.frame_id!r} starts with '/' (ROS 1?): "
+                       f'{header.frame_id!r} is used, as tf2 does')
         if self.pipeline.reconstructed:
             frame = dataclasses.replace(frame, ground=self._ground_for(frame.frame_id))
         try:
-            with self._lock:
+            with self._lock:  # the service may drop meshes: build the messages under it too
                 result = self.pipeline.process(frame)
+                out = self.outputs.build(result, header, frame)
+                latched = (self.outputs.reconstructions() if result.reconstructions else None)
         except ValueError as exc:  # 'mask is WxH but ...', 'image is WxH but ...'
             self._warn(' '.join(str(exc).split()[:2]), f'frame skipped: {exc}')
             return
@@ -245,7 +289,6 @@ class PoseNode(Node):
         for pose in result.poses:
             self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
                                     f'steps, {pose.seconds * 1e3:.0f} ms')
-        out = self.outputs.build(result, header, frame)
         if not self.context.ok():  # shutting down: publishers may be gone
             return
         for msg in out.poses:
@@ -260,15 +303,16 @@ class PoseNode(Node):
             self.pub_detections.publish(out.detections)
         if out.overlay is not None:
             self.pub_overlay.publish(out.overlay)
-        if result.reconstructions:
-            self.pub_reconstructions.publish(self.outputs.reconstructions())
+        if latched is not None:
+            self.pub_reconstructions.publish(latched)
 
     def destroy_node(self) -> None:
         """Stop the worker thread, then the node."""
-        with self._cond:
-            self._running = False
-            self._cond.notify()
-        self._worker.join(timeout=60.0)  # a fit in progress finishes (seconds under load)
+        if hasattr(self, '_worker'):  # not when start-up failed
+            with self._cond:
+                self._running = False
+                self._cond.notify()
+            self._worker.join(timeout=60.0)  # a fit in progress finishes (seconds under load)
         super().destroy_node()
 
 

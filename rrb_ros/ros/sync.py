@@ -25,6 +25,9 @@ import itertools
 import threading
 from typing import Any, NamedTuple, Sequence
 
+REWIND_NS = 1_000_000_000
+"""A stamp this far (ns) behind the last one means time went back, not a late message."""
+
 
 class Match(NamedTuple):
     """A complete set of messages with matching stamps."""
@@ -57,12 +60,15 @@ class StampSynchronizer:
     with a fixed calibration that makes no difference. Latched messages are not counted in
     `dropped`.
 
-    Stamps that jump backwards (a bag played in a loop, a simulator reset) are discarded until
-    `reset` is called. All methods are thread-safe.
+    Time going back: a message of a synchronised stream stamped more than `rewind_ns` before
+    the last emitted one (a bag played in a loop, a simulator or driver restart) starts
+    synchronisation afresh, as `reset` does but keeping the newest latched message, and counts
+    in `rewinds`; later arrivals closer behind it are late and discarded. All methods are
+    thread-safe.
     """
 
     def __init__(self, names: Sequence[str], tolerance_ns: int = 0, queue_size: int = 10,
-                 latched: Sequence[str] = ()) -> None:
+                 latched: Sequence[str] = (), rewind_ns: int = REWIND_NS) -> None:
         """Synchronise the streams `names`; `latched` names those that are reused (see class)."""
         names = tuple(names)
         if not names or len(set(names)) != len(names):
@@ -74,6 +80,8 @@ class StampSynchronizer:
             raise ValueError(f'tolerance_ns must be >= 0, got {tolerance_ns}')
         if int(queue_size) < 1:
             raise ValueError(f'queue_size must be >= 1, got {queue_size}')
+        if int(rewind_ns) < 0:
+            raise ValueError(f'rewind_ns must be >= 0, got {rewind_ns}')
         self._names = names
         self._latched = tuple(n for n in names if n in latched)
         self._synced = tuple(n for n in names if n not in latched)
@@ -81,6 +89,7 @@ class StampSynchronizer:
             raise ValueError('at least one stream must not be latched')
         self._tolerance = int(tolerance_ns)
         self._queue_size = int(queue_size)
+        self._rewind = int(rewind_ns)
         # Per stream, (stamp_ns, arrival number, msg) sorted by stamp then arrival; the arrival
         # number is unique, so messages themselves are never compared.
         self._queues: dict[str, list[tuple[int, int, Any]]] = {n: [] for n in names}
@@ -91,6 +100,8 @@ class StampSynchronizer:
         """Messages of synchronised streams discarded without being part of a set."""
         self.matched = 0
         """Sets emitted."""
+        self.rewinds = 0
+        """Times the stamps went back by more than `rewind_ns` (synchronisation restarted)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -118,7 +129,12 @@ class StampSynchronizer:
             stamp = int(stamp_ns)
             synced = name not in self._latched
             last = self._last.get(name)
-            if synced and last is not None and stamp <= last:
+            if synced and last is not None and stamp < last - self._rewind:
+                self.rewinds += 1
+                for n, q in self._queues.items():
+                    del q[:-1 if n in self._latched else None]
+                self._last = {n: None for n in self._synced}
+            elif synced and last is not None and stamp <= last:
                 self.dropped += 1
                 return None
             bisect.insort(queue, (stamp, next(self._arrival), msg))
