@@ -243,6 +243,20 @@ def test_rectified_camera_info_uses_p():
         convert.camera_info_to_camera(_info(p=[0.0] * 12), rectified=True)
 
 
+def test_frame_from_messages_rectified_and_ros1_frame_id():
+    from rrb_ros.ros.outputs import frame_from_messages
+    info = _info(d=[0.1, -0.05, 0.0, 0.0, 0.0],
+                 p=[480.0, 0.0, 300.0, 0.0, 0.0, 490.0, 230.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    mask = convert.mask_to_image(np.zeros((480, 640), np.uint8),
+                                 Header(stamp=HEADER.stamp, frame_id='/camera_optical'))
+    with pytest.raises(ValueError, match='camera_info unusable: .*distorted'):
+        frame_from_messages(mask, info, None)
+    frame, header = frame_from_messages(mask, info, None, rectified=True)
+    assert (frame.camera.fx, frame.camera.cy) == (480.0, 230.0)
+    assert header.frame_id == frame.frame_id == 'camera_optical'
+    assert header.stamp == HEADER.stamp
+
+
 def test_binning_and_roi():
     msg = _info(binning_x=2, binning_y=2)
     cam = convert.camera_info_to_camera(msg)

@@ -110,7 +110,8 @@ def unlatched_node(ros, scene, mesh_file, tmp_path_factory):
     node, harness = start_node(
         ros, scene, tmp_path_factory.mktemp('unlatched_node'),
         node_params(mesh_file, not_a_parameter=42), namespace='/unlatched',
-        overrides={'latch_camera_info': 'false', 'sync_tolerance': '0'})  # an int for a double
+        overrides={'latch_camera_info': 'false', 'sync_tolerance': '0',  # an int for a double
+                   'rectified': 'true'})
     yield node, harness
     stop_node(node)
 
@@ -421,6 +422,18 @@ def test_a_stream_that_never_comes_is_named(ros, scene, masks, mesh_file, tmp_pa
             time.sleep(0.1)  # a 10 Hz camera
     finally:
         stop_node(node)
+
+
+def test_rectified_takes_p_beside_a_distorted_camera_info(unlatched_node, scene, masks):
+    node, harness = unlatched_node  # rectified:=true; P = [K | 0]
+    stamp = next_stamp()
+    msgs = scene.messages(masks['T0'], stamp)
+    msgs['camera_info'].d = [0.1, -0.05, 0.0, 0.0, 0.0]
+    harness.publish(msgs)
+    harness.wait_for_answer(stamp, GLOBAL_FIT_TIMEOUT, ('object_pose', 'overlay'))
+    (pose,) = harness.with_stamp('object_pose', stamp)
+    rot, trans = pose_errors(convert.pose_to_matrix(pose.pose), scene.T0)
+    assert rot < 3.0 and trans < 0.03, (rot, trans)
 
 
 # -- start-up -------------------------------------------------------------------------------------

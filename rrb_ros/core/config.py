@@ -41,6 +41,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                        'of one frame; 0 = identical stamps'),
     'use_image': (True, 'Subscribe to the camera image (only needed for the overlay)'),
     'latch_camera_info': (True, 'Reuse the latest camera_info when none carries the frame stamp'),
+    'rectified': (False, "The image and mask are rectified (image_rect beside the driver's "
+                  'distorted camera_info): intrinsics from camera_info P, its distortion '
+                  'ignored; false: from K, and the distortion must be zero'),
     'reliability': ('best_effort', 'QoS reliability of the input subscriptions: best_effort '
                     '(sensor data) or reliable'),
     'queue_size': (10, 'Messages kept per input stream while waiting for their partners'),

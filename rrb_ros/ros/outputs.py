@@ -136,17 +136,18 @@ class OutputBuilder:
             markers=markers, detections=detections, overlay=overlay)
 
 
-def frame_from_messages(mask: Image, camera_info, image: Image | None) -> tuple[Frame, Header]:
+def frame_from_messages(mask: Image, camera_info, image: Image | None, rectified: bool = False
+                        ) -> tuple[Frame, Header]:
     """Build a core Frame (and the header outputs copy) from one synchronised message set.
 
     The header is the image's (acquisition stamp, optical frame), or the mask's without image;
-    a leading '/' of its frame id (ROS 1 bags) is dropped, as tf2 does. Raises ValueError
-    naming the input that is unusable.
+    a leading '/' of its frame id (ROS 1 bags) is dropped, as tf2 does. `rectified`: see
+    `convert.camera_info_to_camera`. Raises ValueError naming the input that is unusable.
     """
     source = image.header if image is not None else mask.header
     header = Header(stamp=source.stamp, frame_id=source.frame_id.lstrip('/'))
     try:
-        camera = convert.camera_info_to_camera(camera_info)
+        camera = convert.camera_info_to_camera(camera_info, rectified)
     except ValueError as exc:
         raise ValueError(f'camera_info unusable: {exc}') from None
     try:

@@ -92,6 +92,7 @@ class PoseNode(Node):
                                      bool(p['publish_overlay']))
         self.warn_period = p['warn_period']
         self.sync_tolerance = p['sync_tolerance']
+        self.rectified = bool(p['rectified'])
         streams = ('mask', 'camera_info') + (('image',) if p['use_image'] else ())
         self.sync = StampSynchronizer(
             streams, int(round(self.sync_tolerance * 1e9)), int(p['queue_size']),
@@ -254,7 +255,7 @@ class PoseNode(Node):
         msgs = match.msgs
         try:
             frame, header = frame_from_messages(msgs['mask'], msgs['camera_info'],
-                                                msgs.get('image'))
+                                                msgs.get('image'), self.rectified)
         except ValueError as exc:  # 'camera_info unusable: ...', 'mask unusable: ...'
             self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
             return

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     summary = replay(args.in_bag, args.out_bag, pipeline, outputs, args.image, args.mask,
                      args.camera_info, args.storage,
                      tolerance_ns=int(round(float(p['sync_tolerance']) * 1e9)),
-                     ground=str(p['base_frame']) or ground_from_params(p))
+                     ground=str(p['base_frame']) or ground_from_params(p),
+                     rectified=bool(p['rectified']))
     print(json.dumps(summary, indent=2))
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=2) + '\n')
@@ -87,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
 def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
            mask_topic: str, info_topic: str, storage: str = 'mcap',
-           tolerance_ns: int = 0, ground=None) -> dict:
+           tolerance_ns: int = 0, ground=None, rectified: bool = False) -> dict:
     """Process every synchronised frame of `in_bag` and write inputs + outputs to `out_bag`.
 
     `ground` lets objects without a mesh be reconstructed: the floor plane (n, h) in the camera
     frame, or the name of a TF frame whose z = 0 is the floor (looked up in the bag's /tf and
-    /tf_static as the replay goes, newest transforms).
+    /tf_static as the replay goes, newest transforms). `rectified`: the intrinsics come from
+    camera_info P (see `convert.camera_info_to_camera`).
     """
     reader = bag.open_reader(in_bag)
     try:
@@ -110,14 +112,16 @@ def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
         ns = image_topic.rsplit('/', 1)[0] if use_image else mask_topic.rsplit('/', 1)[0]
         writer = bag.open_writer(out_bag, storage)
         try:
-            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground)
+            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground,
+                        rectified)
         finally:
             writer.close()
     finally:
         reader.close()
 
 
-def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground) -> dict:
+def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, rectified
+         ) -> dict:
     store = bag.typestore()
     out_conns = {}
     for topic, conn in topics.items():
@@ -151,7 +155,7 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground) -
             try:
                 frame, header = frame_from_messages(match.msgs['mask'],
                                                     match.msgs['camera_info'],
-                                                    match.msgs.get('image'))
+                                                    match.msgs.get('image'), rectified)
                 result = pipeline.process(dataclasses.replace(
                     frame, ground=_ground(ground, tf, frame.frame_id)))
             except ValueError as exc:
