@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseArray, PoseStamped, TransformStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
@@ -61,33 +60,35 @@ class OutputBuilder:
         self.with_overlay = overlay
         self.with_detections = detections and convert.HAVE_VISION_MSGS
         self.with_markers = markers
-        self._markers: dict[str, tuple[object, object]] = {}  # name -> (mesh, marker)
+        self._markers: dict[tuple[str, bool], tuple[object, object]] = {}  # -> (mesh, marker)
 
-    def marker(self, name: str):
-        """Return the mesh marker of object `name`, made once per mesh (5 ms per 2k faces)."""
+    def marker(self, name: str, latched: bool = False):
+        """Return the mesh marker of object `name`, made once per mesh (5 ms per 2k faces).
+
+        Each mesh has two: the one `markers` stamps with each frame, and the `latched` one of
+        `reconstructions`, stamped zero ("the latest transform") so that a viewer joining later
+        draws it.
+        """
         i, obj = next((i, o) for i, o in enumerate(self.pipeline.objects) if o.name == name)
-        cached = self._markers.get(name)
+        cached = self._markers.get((name, latched))
         if cached is None or cached[0] is not obj.mesh:
             colour = tuple(c / 255.0 for c in PALETTE[i % len(PALETTE)]) + (0.6,)
             cached = (obj.mesh, convert.mesh_marker(obj.mesh, self.prefix + name, None, name, 0,
                                                     colour))
-            self._markers[name] = cached
+            self._markers[name, latched] = cached
         return cached[1]
 
     def reconstructions(self, deleted: Sequence[str] = ()) -> MarkerArray:
         """`reconstructions`: the current meshes of all reconstructed objects (latched topic).
 
-        Stamped zero ("the latest transform"), so a viewer that joins later draws them; objects
-        named in `deleted` (meshes forgotten to be reconstructed again) get DELETE markers.
+        Objects named in `deleted` (meshes forgotten, to be reconstructed again) get DELETE
+        markers.
         """
-        markers = [convert.delete_marker(name, 0, Header(frame_id=self.prefix + name))
-                   for name in deleted]
-        for o in self.pipeline.objects:
-            if o.name in self.pipeline.reconstructed and o.mesh is not None:
-                m = self.marker(o.name)  # shared with `markers`, which stamps it per frame
-                m.header.stamp = Time()
-                markers.append(m)
-        return MarkerArray(markers=markers)
+        return MarkerArray(markers=[
+            convert.delete_marker(name, 0, Header(frame_id=self.prefix + name))
+            for name in deleted] + [
+            self.marker(o.name, latched=True) for o in self.pipeline.objects
+            if o.name in self.pipeline.reconstructed and o.mesh is not None])
 
     def build(self, result: FrameResult, header: Header, frame: Frame) -> FrameOutputs:
         """Build all messages for one frame."""
