@@ -254,14 +254,7 @@ def test_trajectory_metrics_and_files(ros, tmp_path, source):
         assert rec.last('orbslam_path').header.frame_id == 'rrb/world'
         assert np.allclose(orb_poses, [anchored(i) for i in range(0, N, 2)], atol=1e-6)
     finally:
-        for pub in (rec.pub_tf, rec.pub_det):
-            if pub is not None:
-                ros.destroy_publisher(pub)
-        for sub in rec.subs:
-            ros.destroy_subscription(sub)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        code = wait_exit(proc)
+        code = close(ros, rec, proc)
     assert code == 0, f'exit code {code}' + output(proc)
     log = Path(proc.stderr_path).read_text()
     assert 'Traceback' not in log and 'ghost' not in log, output(proc)
@@ -271,6 +264,18 @@ def test_trajectory_metrics_and_files(ros, tmp_path, source):
     assert np.allclose(traj.poses, [anchored(i) for i in range(N)], atol=1e-9)
     orb = read_tum(orbslam_tum)
     assert len(orb) == n_orb and np.allclose(orb.poses, sent, atol=1e-9)
+
+
+def close(ros, rec: Recorder, proc) -> int:
+    """Remove the test side's endpoints, stop the node with SIGINT; return its exit code."""
+    for pub in (rec.pub_tf, rec.pub_det, rec.pub_orbslam):
+        if pub is not None:
+            ros.destroy_publisher(pub)
+    for sub in rec.subs:
+        ros.destroy_subscription(sub)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    return wait_exit(proc)
 
 
 def wait_exit(proc) -> int:
@@ -320,12 +325,7 @@ def test_bag_played_again_starts_a_new_trajectory(ros, tmp_path):
         assert stamps == STAMPS_NS
         assert np.allclose(poses, [anchored(i) for i in range(N)], atol=1e-9)
     finally:
-        ros.destroy_publisher(rec.pub_det)
-        for sub in rec.subs:
-            ros.destroy_subscription(sub)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        code = wait_exit(proc)
+        code = close(ros, rec, proc)
     assert code == 0, f'exit code {code}' + output(proc)
     log = Path(proc.stderr_path).read_text()
     assert 'Traceback' not in log and 'added to the map: chair_b' in log, output(proc)
