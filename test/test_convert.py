@@ -460,3 +460,16 @@ def test_stamp_conversion():
         convert.ns_to_stamp(-1)
     with pytest.raises(ValueError, match='outside'):
         convert.ns_to_stamp(2 ** 31 * 10 ** 9)
+
+
+def test_markers_of_large_meshes_are_decimated():
+    import trimesh
+
+    from rrb_ros.core.mesh import validate
+    from rrb_ros.core.pipeline import FramePipeline, ObjectSpec
+    from rrb_ros.ros.outputs import MARKER_FACES, OutputBuilder
+    sphere = trimesh.creation.icosphere(6, radius=0.3)  # 81,920 faces
+    pipeline = FramePipeline([ObjectSpec('ball', 1, validate(sphere.vertices, sphere.faces))])
+    marker = OutputBuilder(pipeline).marker('ball')
+    assert 0 < len(marker.points) <= 3 * MARKER_FACES
+    assert marker.header.frame_id == 'rrb/ball'

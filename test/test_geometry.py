@@ -88,3 +88,7 @@ def test_umeyama_recovers_similarity():
     assert np.allclose(R2, R) and np.allclose(t2, [1, -2, 0.5]) and np.isclose(s2, 2.5)
     _, _, s3 = umeyama(src, dst, with_scale=False)
     assert s3 == 1.0
+    still = np.tile([0.5, 1.0, 2.0], (10, 1))  # a trajectory that does not move
+    with pytest.raises(ValueError, match='do not spread'):
+        umeyama(still, dst[:10])
+    assert umeyama(still, dst[:10], with_scale=False)[2] == 1.0

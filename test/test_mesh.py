@@ -32,6 +32,33 @@ def test_load_formats(tmp_path, ext):
     assert mesh.watertight
 
 
+def test_mixed_winding_is_not_culled(tmp_path):
+    # a closed surface with some faces flipped (CAD exports): culling would drop front faces
+    m = trimesh.creation.icosphere(2, radius=0.3)
+    faces = m.faces.copy()
+    faces[::3] = faces[::3, ::-1]
+    trimesh.Trimesh(m.vertices, faces, process=False).export(tmp_path / 'mixed.ply')
+    mesh = load_mesh(tmp_path / 'mixed.ply')
+    assert len(mesh.faces) == len(m.faces) and not mesh.watertight
+    inverted = trimesh.Trimesh(m.vertices, m.faces[:, ::-1], process=False)
+    inverted.export(tmp_path / 'inverted.ply')
+    assert load_mesh(tmp_path / 'inverted.ply').watertight  # consistently wound: either way
+
+
+def test_glb_split_at_uv_seams_is_merged(tmp_path):
+    # glTF duplicates vertices wherever the UVs differ: merged on position, the mesh is closed
+    from PIL import Image
+    m = trimesh.creation.icosphere(3, radius=0.3)
+    v = m.vertices[m.faces].reshape(-1, 3)
+    uv = np.random.default_rng(0).uniform(size=(len(v), 2))
+    visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.new('RGB', (8, 8)))
+    trimesh.Trimesh(v, np.arange(len(v)).reshape(-1, 3), visual=visual,
+                    process=False).export(tmp_path / 'soup.glb')
+    mesh = load_mesh(tmp_path / 'soup.glb')
+    assert len(mesh.vertices) == len(m.vertices) and mesh.watertight
+    assert len(decimate(mesh, 300).faces) <= 300
+
+
 def test_bad_meshes(tmp_path):
     with pytest.raises(MeshError, match='not found'):
         load_mesh(tmp_path / 'nope.obj')

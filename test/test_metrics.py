@@ -276,6 +276,9 @@ def test_tum_round_trip(tmp_path):
     bad.write_text('# c\n1.0 0 0 0 0 0 0\n')
     with pytest.raises(ValueError, match='8 numbers'):
         read_tum(bad)
+    bad.write_text('# c\n1.0 0 0 0 0 0 0 1\n2.0 nan 0 0 0 0 0 1\n')
+    with pytest.raises(ValueError, match=r'bad.txt:3: NaN or inf'):
+        read_tum(bad)
 
 
 def test_association_with_jitter_and_missing_poses():

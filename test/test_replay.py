@@ -18,8 +18,10 @@ from pathlib import Path
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from rrb_ros.core.objects import default_camera, perturb, random_view
@@ -30,7 +32,15 @@ from rrb_ros.tools import bag
 RRB = str(Path(sys.executable).parent / 'rrb')
 
 
-def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None):
+def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None, compressed=(),
+              corrupt=None):
+    """Write a bag of a chair seen in `frames` frames; return the true poses.
+
+    `compressed` names streams written as png CompressedImage ('image', 'mask'; a dict such as
+    `{'mask': '.jpg'}` picks the format); `corrupt` names a stream whose second message is
+    garbage.
+    """
+    compressed = compressed if isinstance(compressed, dict) else dict.fromkeys(compressed, '.png')
     cam = default_camera()
     T = random_view(chair, cam, rng)
     w = bag.open_writer(path, storage)
@@ -39,6 +49,7 @@ def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None):
                        'info': '/camera/camera_info'}
     types = {'image': 'sensor_msgs/msg/Image', 'mask': 'sensor_msgs/msg/Image',
              'info': 'sensor_msgs/msg/CameraInfo'}
+    types.update({k: 'sensor_msgs/msg/CompressedImage' for k in compressed})
     conns = {k: w.add_connection(t, types[k], typestore=store) for k, t in names.items()}
     poses = []
     for k in range(frames):
@@ -51,8 +62,13 @@ def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None):
                 'image': convert.rgb_to_image(np.stack([mask * 180] * 3, -1).astype(np.uint8),
                                               h),
                 'mask': convert.mask_to_image(mask.astype(np.uint8), h)}
+        for key, ext in compressed.items():
+            pixels = (np.stack([mask * 180] * 3, -1) if key == 'image' else mask).astype(np.uint8)
+            msgs[key] = CompressedImage(header=h, format=ext[1:],
+                                        data=cv2.imencode(ext, pixels)[1].tobytes())
         for key, conn in conns.items():
-            w.write(conn, ns, bag.to_cdr(msgs[key]))
+            raw = bag.to_cdr(msgs[key])
+            w.write(conn, ns, raw[:12] if key == corrupt and k == 1 else raw)
     w.close()
     return poses
 
@@ -94,6 +110,36 @@ def test_replay_writes_inputs_and_outputs(tmp_path, chair, rng, params, storage)
             err = np.linalg.norm(T[:3, 3] - poses[k][:3, 3])
             assert err < 0.03 * np.linalg.norm(poses[k][:3, 3])
     assert '"frames": 3' in (tmp_path / 'summary.json').read_text()
+
+
+def test_replay_compressed_images_from_a_bare_mcap(tmp_path, chair, rng, params):
+    # image_transport's compressed topics; the .mcap file itself (no type hashes, as in bags of
+    # older ROS 2 releases)
+    write_bag(tmp_path / 'in', chair, rng, compressed=('image', 'mask'))
+    (mcap,) = (tmp_path / 'in').glob('*.mcap')
+    proc = run(mcap, tmp_path / 'out', '--params', params, '--summary', tmp_path / 's.json')
+    assert proc.returncode == 0, proc.stderr
+    assert '"frames": 3' in (tmp_path / 's.json').read_text()
+    from rosbags.highlevel import AnyReader
+    with AnyReader([tmp_path / 'out'], default_typestore=bag.typestore()) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts['/camera/image_raw'] == 3 and counts['/camera/object_pose'] == 3
+
+
+def test_bad_messages_are_skipped(tmp_path, chair, rng, params):
+    write_bag(tmp_path / 'jpeg', chair, rng, compressed={'mask': '.jpg'}, frames=2)
+    proc = run(tmp_path / 'jpeg', tmp_path / 'out1', '--params', params)
+    assert proc.returncode == 0 and 'losslessly (png)' in proc.stderr, proc.stderr
+    assert '"frames": 0' in proc.stdout
+    write_bag(tmp_path / 'corrupt', chair, rng, corrupt='mask')
+    proc = run(tmp_path / 'corrupt', tmp_path / 'out2', '--params', params)
+    assert proc.returncode == 0 and 'cannot deserialize a Image' in proc.stderr, proc.stderr
+    assert '"frames": 2' in proc.stdout and 'Traceback' not in proc.stderr
+    # a mistyped topic: refused before anything is written
+    proc = run(tmp_path / 'corrupt', tmp_path / 'out3', '--params', params,
+               '--camera-info', '/camera/mask')
+    assert proc.returncode == 2 and 'expected sensor_msgs/msg/CameraInfo' in proc.stderr
+    assert not (tmp_path / 'out3').exists()
 
 
 def test_bad_bags(tmp_path, chair, rng, params):

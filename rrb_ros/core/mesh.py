@@ -37,7 +37,8 @@ class Mesh:
     faces: np.ndarray
     """(F, 3) int64 vertex indices, counter-clockwise seen from outside where known."""
     watertight: bool = False
-    """True when every edge is shared by exactly two faces (silhouette = front faces)."""
+    """True when every edge is shared by exactly two faces and the faces are wound consistently
+    (then the silhouette is that of the front faces: back faces may be culled)."""
 
     @property
     def extents(self) -> np.ndarray:
@@ -81,7 +82,8 @@ def validate(vertices: np.ndarray, faces: np.ndarray, name: str = 'mesh') -> Mes
         raise MeshError(f'{name}: all triangles are degenerate')
     f = f[keep]
     tm = trimesh.Trimesh(v, f, process=False)
-    return Mesh(v, f, bool(tm.is_watertight))
+    # faces flipped here and there (CAD and STL exports) would cull front faces
+    return Mesh(v, f, bool(tm.is_watertight and tm.is_winding_consistent))
 
 
 def load_mesh(path: str | Path) -> Mesh:
@@ -95,7 +97,9 @@ def load_mesh(path: str | Path) -> Mesh:
         raise MeshError(f'cannot read mesh {path}: {exc}') from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise MeshError(f'{path}: no triangles in file')
-    loaded.merge_vertices()  # STL and some OBJ exporters repeat vertices per face
+    # STL and some OBJ exporters repeat vertices per face; glTF splits them at UV and normal
+    # seams: merged on position alone, the surface is closed again (and decimates)
+    loaded.merge_vertices(merge_tex=True, merge_norm=True)
     return validate(loaded.vertices, loaded.faces, name=str(path))
 
 

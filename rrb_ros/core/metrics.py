@@ -281,6 +281,8 @@ def read_tum(path: str | Path) -> Trajectory:
                 vals = [float(v) for v in fields]
             except ValueError:
                 raise ValueError(f'{path}:{lineno}: not a number in {line!r}') from None
+            if not np.all(np.isfinite(vals)):
+                raise ValueError(f'{path}:{lineno}: NaN or inf in {line!r}')
             T = np.eye(4)
             T[:3, :3] = matrix_from_quat(vals[4:8])
             T[:3, 3] = vals[1:4]

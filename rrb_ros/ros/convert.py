@@ -38,7 +38,7 @@ from geometry_msgs.msg import (
     Vector3,
 )
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
@@ -159,6 +159,28 @@ def _image_msg(pixels: np.ndarray, header: Header, encoding: str, big_endian: bo
     # Filling `data` from bytes is a memcpy; from a numpy array rclpy iterates per element.
     msg.data = np.ascontiguousarray(pixels).tobytes()
     return msg
+
+
+def compressed_to_image(msg: CompressedImage, mask: bool = False) -> Image:
+    """Decode a sensor_msgs/CompressedImage (image_transport's `compressed`) into an Image.
+
+    A colour image becomes bgr8. A mask (`mask=True`) must be compressed losslessly (png) and
+    have one channel of 8 or 16 bits: it becomes mono8 or 16UC1. ValueError says what is wrong.
+    """
+    fmt = msg.format.lower()
+    if mask and ('jpeg' in fmt or 'jpg' in fmt):
+        raise ValueError(f'a mask must be compressed losslessly (png), got format {msg.format!r}')
+    img = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8),
+                       cv2.IMREAD_UNCHANGED if mask else cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f'cannot decode the compressed image (format {msg.format!r}, '
+                         f'{len(msg.data)} bytes)')
+    if not mask:
+        return _image_msg(img, msg.header, 'bgr8', False)
+    if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f'a compressed mask must have one channel of 8 or 16 bits, got '
+                         f'{img.shape[2] if img.ndim == 3 else 1} channel(s) of {img.dtype}')
+    return mask_to_image(img, msg.header)
 
 
 def rgb_to_image(img: np.ndarray, header: Header, encoding: str = 'rgb8') -> Image:

@@ -68,9 +68,34 @@ def open_writer(path: str | Path, storage: str = 'mcap'):
     return writer
 
 
+def copy_connection(writer, conn, types):
+    """Add a connection like the input one `conn` to `writer`; ValueError if its type is unknown.
+
+    Bags of recent ROS 2 carry each type's definition and hash (RIHS01), which are copied; older
+    ones (Humble and before: no hashes) and bare .mcap files take them from `types` (a
+    rosbags typestore, e.g. the reader's).
+    """
+    qos = getattr(conn.ext, 'offered_qos_profiles', ())
+    qos = list(qos) if isinstance(qos, (list, tuple)) else []
+    msgdef = getattr(conn.msgdef, 'data', '') if conn.msgdef is not None else ''
+    if (conn.digest or '').startswith('RIHS01_') and msgdef:
+        return writer.add_connection(conn.topic, conn.msgtype, msgdef=msgdef, rihs01=conn.digest,
+                                     offered_qos_profiles=qos)
+    try:
+        return writer.add_connection(conn.topic, conn.msgtype, typestore=types,
+                                     offered_qos_profiles=qos)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for unknown types
+        raise ValueError(f'{conn.topic}: message type {conn.msgtype} has no definition in the '
+                         f'bag and is not a known ROS 2 type ({exc})') from None
+
+
 def from_cdr(raw, msg_class):
-    """Deserialize raw CDR bytes into an rclpy message."""
-    return deserialize_message(bytes(raw), msg_class)
+    """Deserialize raw CDR bytes into an rclpy message; ValueError when they are not one."""
+    try:
+        return deserialize_message(bytes(raw), msg_class)
+    except RuntimeError as exc:  # rclpy's RMWError: a corrupt or mistyped message
+        raise ValueError(f'cannot deserialize a {msg_class.__name__}: '
+                         f'{str(exc).split(",")[0]}') from None
 
 
 def to_cdr(msg) -> bytes:

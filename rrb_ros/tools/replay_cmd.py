@@ -19,7 +19,9 @@ node would publish in the camera's namespace (e.g. /camera/object_pose, /camera/
 /camera/overlay, /tf). Unlike the live node, no frame is dropped: offline there is time for all.
 Objects without a mesh are reconstructed when the parameters give the ground plane:
 camera_height (and camera_pitch), or base_frame, looked up in the bag's /tf and /tf_static.
-Meshes are cached only where reconstruction.cache_dir says.
+Meshes are cached only where reconstruction.cache_dir says. Images and masks may be
+sensor_msgs/Image or, as image_transport's `compressed` records them, CompressedImage (masks
+losslessly compressed: png). A replay that fails leaves no OUT_BAG behind.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+import shutil
 import sys
 import time
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from rrb_ros.core.config import (
     build_pipeline,
@@ -104,20 +107,36 @@ def replay(in_bag, out_bag, pipeline, outputs: OutputBuilder, image_topic: str,
             raise ValueError(f'{in_bag}: no topic {", ".join(missing)}; the bag has '
                              f'{", ".join(sorted(topics)) or "no topics"}')
         use_image = image_topic in topics
-        streams = {mask_topic: ('mask', Image), info_topic: ('camera_info', CameraInfo)}
+        streams = {mask_topic: ('mask', _input_type(topics[mask_topic], _IMAGES)),
+                   info_topic: ('camera_info', _input_type(topics[info_topic], _CAMERA_INFO))}
         if use_image:
-            streams[image_topic] = ('image', Image)
+            streams[image_topic] = ('image', _input_type(topics[image_topic], _IMAGES))
         sync = StampSynchronizer([s for s, _ in streams.values()], tolerance_ns,
                                  queue_size=50, latched=('camera_info',))
         ns = image_topic.rsplit('/', 1)[0] if use_image else mask_topic.rsplit('/', 1)[0]
         writer = bag.open_writer(out_bag, storage)
         try:
-            return _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground,
-                        rectified)
-        finally:
+            summary = _run(reader, writer, topics, streams, sync, pipeline, outputs, ns,
+                           ground, rectified)
+        except BaseException:
             writer.close()
+            shutil.rmtree(out_bag, ignore_errors=True)  # no half-written bag
+            raise
+        writer.close()
+        return summary
     finally:
         reader.close()
+
+
+_IMAGES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
+_CAMERA_INFO = {'sensor_msgs/msg/CameraInfo': CameraInfo}
+
+
+def _input_type(conn, accepted: dict) -> type:
+    """Return the message class of an input topic; ValueError when its type is not accepted."""
+    if conn.msgtype not in accepted:
+        raise ValueError(f'{conn.topic} is {conn.msgtype}; expected {" or ".join(accepted)}')
+    return accepted[conn.msgtype]
 
 
 def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, rectified
@@ -125,9 +144,10 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
     store = bag.typestore()
     out_conns = {}
     for topic, conn in topics.items():
-        out_conns[topic] = writer.add_connection(
-            topic, conn.msgtype, msgdef=conn.msgdef.data, rihs01=conn.digest,
-            offered_qos_profiles=getattr(conn.ext, 'offered_qos_profiles', ()) or ())
+        try:
+            out_conns[topic] = bag.copy_connection(writer, conn, reader.typestore)
+        except ValueError as exc:
+            print(f'rrb replay: warning: not copied: {exc}', file=sys.stderr)
 
     def write(topic: str, msg, timestamp: int) -> None:
         if topic not in out_conns:
@@ -142,14 +162,24 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
     step = 1 if sys.stderr.isatty() else 10  # percent between progress lines
     t_start = time.perf_counter()
     for conn, timestamp, raw in reader.messages():
-        writer.write(out_conns[conn.topic], timestamp, raw)
+        if conn.topic in out_conns:
+            writer.write(out_conns[conn.topic], timestamp, raw)
         if tf is not None and conn.topic in ('/tf', '/tf_static'):
-            tf.add(bag.from_cdr(raw, convert.TFMessage).transforms)
+            try:
+                tf.add(bag.from_cdr(raw, convert.TFMessage).transforms)
+            except ValueError as exc:
+                skipped.append(f'{conn.topic} at {timestamp}: {exc}')
         if conn.topic not in streams:
             continue
         seen += 1
         name, cls = streams[conn.topic]
-        msg = bag.from_cdr(raw, cls)
+        try:
+            msg = bag.from_cdr(raw, cls)
+            if isinstance(msg, CompressedImage):
+                msg = convert.compressed_to_image(msg, mask=name == 'mask')
+        except ValueError as exc:  # a corrupt message, an undecodable compressed image
+            skipped.append(f'{conn.topic} at {timestamp}: {exc}')
+            continue
         match = sync.add(name, stamp_to_ns(msg.header.stamp), msg)
         if match is not None:
             try:
@@ -159,7 +189,7 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
                 result = pipeline.process(dataclasses.replace(
                     frame, ground=_ground(ground, tf, frame.frame_id)))
             except ValueError as exc:
-                skipped.append(f'{match.stamp_ns}: {exc}')
+                skipped.append(f'frame {match.stamp_ns}: {exc}')
                 continue
             frames += 1
             times.append(result.seconds)
@@ -192,9 +222,15 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
     if step == 1:
         print(file=sys.stderr)
     for line in skipped[:10]:
-        print(f'rrb replay: warning: frame {line}', file=sys.stderr)
+        print(f'rrb replay: warning: skipped {line}', file=sys.stderr)
+    if sync.dropped or sync.rewinds:
+        print(f'rrb replay: warning: {sync.dropped} message(s) of {", ".join(streams)} made no '
+              f'frame (no partner with the same stamp, or a stamp not newer than the last '
+              f"frame's: unstamped messages?); time went back {sync.rewinds} time(s)",
+              file=sys.stderr)
     t = np.array(times) if times else np.zeros(1)
     return {'frames': frames, 'skipped': len(skipped), 'unmatched_messages': sync.dropped,
+            'time_went_back': sync.rewinds,
             'seconds_total': time.perf_counter() - t_start,
             'seconds_per_frame_median': float(np.median(t)),
             'seconds_per_frame_p90': float(np.percentile(t, 90)),
