@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 import trimesh
 
-from rrb_ros.core.mesh import box_corners, decimate, load_mesh, MeshError, validate
+from rrb_ros.core.mesh import (
+    box_corners,
+    decimate,
+    load_mesh,
+    MeshError,
+    unit_warning,
+    validate,
+)
 
 
 @pytest.mark.parametrize('ext', ['obj', 'ply', 'stl', 'off', 'glb'])
@@ -89,3 +96,13 @@ def test_decimate_keeps_shape_within_budget(chair):
     corners = box_corners(chair)
     assert corners.shape == (8, 3)
     assert np.allclose(corners.min(0), chair.vertices.min(0))
+
+
+def test_unit_warning():
+    m = trimesh.creation.box((0.5, 0.4, 0.9))
+    mesh = validate(m.vertices, m.faces)
+    assert unit_warning(mesh) is None
+    mm = validate(m.vertices * 1000, m.faces)
+    assert 'millimetres' in unit_warning(mm, 'chair.stl') and 'chair.stl is 900 m' in \
+        unit_warning(mm, 'chair.stl')
+    assert 'wrong scale' in unit_warning(validate(m.vertices * 1e-3, m.faces))

@@ -103,6 +103,20 @@ def load_mesh(path: str | Path) -> Mesh:
     return validate(loaded.vertices, loaded.faces, name=str(path))
 
 
+def unit_warning(mesh: Mesh, name: str = 'mesh') -> str | None:
+    """Return a warning when the mesh's size suggests units other than metres, else None.
+
+    Poses come out in the mesh's units: a chair modelled in millimetres would sit kilometres
+    away. Objects are taken to be between 1 cm and 20 m across.
+    """
+    size = float(mesh.extents.max())
+    if 0.01 <= size <= 20.0:
+        return None
+    unit = 'millimetres' if size > 20.0 else 'kilometres or a wrong scale'
+    return (f'{name} is {size:.4g} m across: is it in {unit}? Meshes must be in metres '
+            '(poses come out in the mesh units)')
+
+
 def decimate(mesh: Mesh, max_faces: int, min_iou: float = 0.97) -> Mesh:
     """Reduce the mesh towards `max_faces` triangles by quadric decimation; no-op if small.
 

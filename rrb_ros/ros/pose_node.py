@@ -44,7 +44,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from rrb_ros.core.config import build_pipeline, ground_from_params, object_parameters, PARAMETERS
-from rrb_ros.core.mesh import MeshError
+from rrb_ros.core.mesh import MeshError, unit_warning
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.params import declare, reliability
@@ -84,6 +84,8 @@ class PoseNode(Node):
                 f'object {obj.name}: label {obj.label}, ' + (
                     f'{len(obj.mesh.faces)} faces from {source}' if source else
                     'no mesh: reconstructed from its first good view'))
+            if obj.mesh is not None and (warning := unit_warning(obj.mesh, obj.name)):
+                self.get_logger().warn(warning)
         self._setup_ground(p, use_image=bool(p['use_image']))
         if not self.pipeline.objects:
             self.get_logger().warn('objects.names is empty: nothing to fit')

@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import sys
 
 import cv2
 import numpy as np
 
 from rrb_ros.core.camera import PinholeCamera
 from rrb_ros.core.fit import FitSettings, PoseFitter
-from rrb_ros.core.mesh import load_mesh
+from rrb_ros.core.mesh import load_mesh, unit_warning
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     camera = PinholeCamera.from_yaml(args.camera_info)
     mask = read_mask(args.mask)
     mesh = load_mesh(args.mesh)
+    if warning := unit_warning(mesh, args.mesh):
+        print(f'rrb fit: warning: {warning}', file=sys.stderr)
     T_init = read_init(args.init) if args.init else None  # noqa: N806
     settings = FitSettings(device=args.device, resolution=args.resolution,
                            max_faces=args.max_faces)
