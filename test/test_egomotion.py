@@ -209,6 +209,8 @@ def test_frames_without_a_pose():
         odo.update(2.0, {'chair_a': (np.diag([1.0, 1.0, 2.0, 1.0]), 1.0)})
     with pytest.raises(ValueError, match='max_jump'):
         EgomotionSettings(max_jump=0.0)
+    with pytest.raises(ValueError, match='min_weight'):
+        EgomotionSettings(min_weight=-0.1)
 
 
 def test_chordal_mean_and_fusion():

@@ -92,3 +92,5 @@ def test_umeyama_recovers_similarity():
     with pytest.raises(ValueError, match='do not spread'):
         umeyama(still, dst[:10])
     assert umeyama(still, dst[:10], with_scale=False)[2] == 1.0
+    with pytest.raises(ValueError, match='do not spread'):  # nor to a still one
+        umeyama(src[:10], still)

@@ -276,6 +276,13 @@ def test_tum_round_trip(tmp_path):
     bad.write_text('# c\n1.0 0 0 0 0 0 0\n')
     with pytest.raises(ValueError, match='8 numbers'):
         read_tum(bad)
+    # file order is not time order: the poses come back sorted by stamp
+    shuffled = tmp_path / 'shuffled.txt'
+    lines = text.splitlines()
+    shuffled.write_text('\n'.join(lines[:1] + lines[1:][::-1]) + '\n')
+    back = read_tum(shuffled)
+    assert np.array_equal(back.stamps, traj.stamps)
+    assert np.allclose(back.poses, traj.poses, atol=1e-12)
     bad.write_text('# c\n1.0 0 0 0 0 0 0 1\n2.0 nan 0 0 0 0 0 1\n')
     with pytest.raises(ValueError, match=r'bad.txt:3: NaN or inf'):
         read_tum(bad)

@@ -71,8 +71,9 @@ class EgomotionSettings:
         if int(self.max_dropped_frames) != self.max_dropped_frames or self.max_dropped_frames < 0:
             raise ValueError(f'max_dropped_frames must be a whole number >= 0, got '
                              f'{self.max_dropped_frames}')
-        if not math.isfinite(float(self.min_weight)):
-            raise ValueError(f'min_weight must be finite, got {self.min_weight}')
+        if not (math.isfinite(float(self.min_weight)) and self.min_weight >= 0.0):
+            raise ValueError(f'min_weight must be finite and >= 0 (a weight 0 is a failed fit), '
+                             f'got {self.min_weight}')
 
 
 @dataclass(frozen=True)

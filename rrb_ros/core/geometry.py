@@ -154,9 +154,10 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True
         S[2, 2] = -1.0
     R = U @ S @ Vt
     var_s = (xs ** 2).sum() / src.shape[0]
-    if with_scale and var_s <= 1e-20 * max(1.0, float((src ** 2).sum()) / src.shape[0]):
-        raise ValueError('the source points do not spread (a trajectory that does not move): '
-                         'no scale can be estimated; align without scale (se3)')
+    if with_scale and any((x ** 2).sum() <= 1e-20 * max(1.0, float((p ** 2).sum()))
+                          for x, p in ((xs, src), (xd, dst))):
+        raise ValueError('the points do not spread (a trajectory that does not move): no scale '
+                         'can be estimated; align without scale (se3)')
     s = float(np.trace(np.diag(D) @ S) / var_s) if with_scale else 1.0
     t = mu_d - s * R @ mu_s
     return R, t, s

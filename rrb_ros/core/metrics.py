@@ -290,7 +290,8 @@ def read_tum(path: str | Path) -> Trajectory:
             poses.append(T)
     if not stamps:
         raise ValueError(f'{path}: no poses')
-    return Trajectory(np.array(stamps), np.array(poses))
+    order = np.argsort(stamps, kind='stable')  # RPE pairs neighbours in time, not in the file
+    return Trajectory(np.array(stamps)[order], np.array(poses)[order])
 
 
 def write_tum(path: str | Path, traj: Trajectory, header: str | None = None) -> None:
