@@ -104,17 +104,19 @@ def run(args: argparse.Namespace) -> int:
     preds, masks, overlays = read_outputs(args.bag, args.prefix, args.mask, args.overlay)
     gt = scene['gt_camera']
     # TUM stamps are float seconds (~0.2 us resolution at epoch times): match to the nearest
-    # bag stamp within a millisecond
-    bag_stamps = np.array(sorted({s for s, _ in preds} | set(masks)), dtype=np.int64)
+    # pose stamp and, on their own (pose_node's sync_tolerance may set them apart), the
+    # nearest mask stamp within a millisecond
+    pose_stamps = np.array(sorted({s for s, _ in preds}), dtype=np.int64)
+    mask_stamps = np.array(sorted(masks), dtype=np.int64)
     rows, errors = [], []
     missing = 0
     for stamp, T_world_cam in zip(gt.stamps, gt.poses):
-        stamp_ns = nearest(bag_stamps, int(round(stamp * 1e9)), tolerance_ns=1_000_000)
+        pose_ns = nearest(pose_stamps, int(round(stamp * 1e9)), tolerance_ns=1_000_000)
+        mask = masks.get(nearest(mask_stamps, int(round(stamp * 1e9)), tolerance_ns=1_000_000))
         for obj in scene['objects']:
-            mask = masks.get(stamp_ns)
             if mask is not None and not np.any(mask == obj['label']):
                 continue  # not in view: nothing to estimate
-            T_pred = preds.get((stamp_ns, obj['name']))
+            T_pred = preds.get((pose_ns, obj['name']))
             if T_pred is None:
                 missing += 1
                 continue
