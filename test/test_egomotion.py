@@ -178,6 +178,20 @@ def test_jump_frame_is_dropped():
     assert [r is None for r in results] == [True, True, True, False, False]
 
 
+def test_a_gap_in_view_scales_the_jump_limit():
+    # 2 cm per frame at 30 Hz; the objects out of view for 9 frames: the camera moved 20 cm
+    gt = camera_trajectory()
+    odo = ObjectCentricOdometry(EgomotionSettings(max_jump=0.05))
+    for i in list(range(5)) + [14, 15]:
+        est = odo.update(STAMPS[i], observe(gt[i], ('chair_a',)))
+        assert est is not None, odo.status
+        assert_pose_close(est.T_world_cam, anchored(gt[i]))
+    # a 20 cm jump from one frame to the next is still refused
+    bad = {'chair_a': (make_T(np.eye(3), [0.2, 0.0, 0.0]) @ observe(gt[16], ('chair_a',))[
+        'chair_a'][0], 1.0)}
+    assert odo.update(STAMPS[16], bad) is None and 'jumped' in odo.status
+
+
 def test_late_object_joins_the_map():
     gt = camera_trajectory()
     odo = ObjectCentricOdometry()

@@ -54,7 +54,9 @@ class EgomotionSettings:
     orientation is an outlier (degrees)."""
     max_jump: float = 0.1
     """A frame whose fused camera position is farther than this from the previous accepted
-    one is dropped (metres; the original's squared threshold 0.01 m^2). inf disables it."""
+    one is dropped (metres per frame interval; the original's squared threshold 0.01 m^2).
+    After a gap of k typical intervals (the median of the recent ones: the objects were out of
+    view), the camera may have moved k times as far. inf disables it."""
     max_dropped_frames: int = 10
     """After this many consecutive frames dropped for jumping, the next estimate is accepted
     anyway: the camera has really moved (e.g. after a gap in the input). 0 = never."""
@@ -166,7 +168,7 @@ class ObjectCentricOdometry:
         weights = np.array([known[n][1] for n in names])
         inliers = self._inliers(hyps, weights)
         T_world_cam = fuse_poses(hyps[inliers], weights[inliers])
-        if self._stamps and self._jumped(T_world_cam):
+        if self._stamps and self._jumped(T_world_cam, stamp):
             return None
         self._dropped = 0
         used = tuple(n for n, keep in zip(names, inliers) if keep)
@@ -211,16 +213,20 @@ class ObjectCentricOdometry:
                     and math.degrees(rotation_angle(T_a[:3, :3], T_b[:3, :3]))
                     <= s.max_rotation_deviation)
 
-    def _jumped(self, T_world_cam: np.ndarray) -> bool:
+    def _jumped(self, T_world_cam: np.ndarray, stamp: float) -> bool:
         jump = float(np.linalg.norm(T_world_cam[:3, 3] - self._poses[-1][:3, 3]))
-        if jump <= self.settings.max_jump:
+        recent = np.diff(self._stamps[-11:])
+        intervals = max(1.0, (stamp - self._stamps[-1]) / float(np.median(recent))
+                        if len(recent) else 1.0)
+        if jump <= self.settings.max_jump * intervals:
             return False
         limit = self.settings.max_dropped_frames
         if limit and self._dropped >= limit:
             return False  # the camera has really moved: accept and continue from here
         self._dropped += 1
-        self.status = (f'camera jumped {jump:.3f} m > max_jump {self.settings.max_jump} m '
-                       f'({self._dropped} frame(s) dropped in a row)')
+        self.status = (f'camera jumped {jump:.3f} m > max_jump {self.settings.max_jump} m x '
+                       f'{intervals:.3g} frame interval(s) ({self._dropped} frame(s) dropped in '
+                       'a row)')
         return True
 
     def _add_new(self, T_world_cam: np.ndarray, obs: dict) -> tuple[str, ...]:

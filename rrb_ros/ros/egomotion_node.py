@@ -86,8 +86,9 @@ PARAMETERS = {
                                   'from the consensus is rejected for the frame'),
     'max_rotation_deviation': (10.0, 'degrees; an object whose camera hypothesis turns more '
                                'from the consensus is rejected for the frame'),
-    'max_jump': (0.1, 'metres; a frame whose camera moves farther from the previous accepted '
-                 'one is dropped (the original: squared jump 0.01 m^2)'),
+    'max_jump': (0.1, 'metres per frame interval; a frame whose camera moves farther from the '
+                 'previous accepted one is dropped (the original: squared jump 0.01 m^2); '
+                 'after a gap of k typical intervals, k times as far'),
     'max_dropped_frames': (10, 'after this many frames dropped in a row for jumping, accept '
                            'the next one (0 = never)'),
     'rrb_tum': ('', "TUM file of camera_path, written at shutdown ('' = none)"),
