@@ -251,10 +251,15 @@ def test_frame_from_messages_rectified_and_ros1_frame_id():
                                  Header(stamp=HEADER.stamp, frame_id='/camera_optical'))
     with pytest.raises(ValueError, match='camera_info unusable: .*distorted'):
         frame_from_messages(mask, info, None)
-    frame, header = frame_from_messages(mask, info, None, rectified=True)
+    frame, header, notes = frame_from_messages(mask, info, None, rectified=True)
     assert (frame.camera.fx, frame.camera.cy) == (480.0, 230.0)
     assert header.frame_id == frame.frame_id == 'camera_optical'
     assert header.stamp == HEADER.stamp
+    assert list(notes) == ['frame_id'] and "'/camera_optical'" in notes['frame_id']
+    mask.header.frame_id = ''
+    assert list(frame_from_messages(mask, info, None, rectified=True)[2]) == ['no frame_id']
+    mask.header.frame_id = 'camera_optical'
+    assert frame_from_messages(mask, info, None, rectified=True)[2] == {}
 
 
 def test_binning_and_roi():

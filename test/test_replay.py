@@ -33,7 +33,7 @@ RRB = str(Path(sys.executable).parent / 'rrb')
 
 
 def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None, compressed=(),
-              corrupt=None):
+              corrupt=None, frame_id='camera_optical'):
     """Write a bag of a chair seen in `frames` frames; return the true poses.
 
     `compressed` names streams written as png CompressedImage ('image', 'mask'; a dict such as
@@ -57,7 +57,7 @@ def write_bag(path, chair, rng, frames=3, storage='mcap', topics=None, compresse
         poses.append(Tk)
         mask = hard_silhouette(chair.vertices @ Tk[:3, :3].T + Tk[:3, 3], chair.faces, cam)
         ns = 10 ** 9 + k * 10 ** 8
-        h = Header(frame_id='camera_optical', stamp=convert.ns_to_stamp(ns))
+        h = Header(frame_id=frame_id, stamp=convert.ns_to_stamp(ns))
         msgs = {'info': convert.camera_to_camera_info(cam, h),
                 'image': convert.rgb_to_image(np.stack([mask * 180] * 3, -1).astype(np.uint8),
                                               h),
@@ -114,11 +114,13 @@ def test_replay_writes_inputs_and_outputs(tmp_path, chair, rng, params, storage)
 
 def test_replay_compressed_images_from_a_bare_mcap(tmp_path, chair, rng, params):
     # image_transport's compressed topics; the .mcap file itself (no type hashes, as in bags of
-    # older ROS 2 releases)
-    write_bag(tmp_path / 'in', chair, rng, compressed=('image', 'mask'))
+    # older ROS 2 releases); frame ids with ROS 1's leading '/'
+    write_bag(tmp_path / 'in', chair, rng, compressed=('image', 'mask'),
+              frame_id='/camera_optical')
     (mcap,) = (tmp_path / 'in').glob('*.mcap')
     proc = run(mcap, tmp_path / 'out', '--params', params, '--summary', tmp_path / 's.json')
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("frame_id '/camera_optical' starts with '/'") == 1, proc.stderr
     assert '"frames": 3' in (tmp_path / 's.json').read_text()
     from rosbags.highlevel import AnyReader
     with AnyReader([tmp_path / 'out'], default_typestore=bag.typestore()) as reader:

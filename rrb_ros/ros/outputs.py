@@ -144,15 +144,23 @@ class OutputBuilder:
 
 
 def frame_from_messages(mask: Image, camera_info, image: Image | None, rectified: bool = False
-                        ) -> tuple[Frame, Header]:
+                        ) -> tuple[Frame, Header, dict[str, str]]:
     """Build a core Frame (and the header outputs copy) from one synchronised message set.
 
     The header is the image's (acquisition stamp, optical frame), or the mask's without image;
     a leading '/' of its frame id (ROS 1 bags) is dropped, as tf2 does. `rectified`: see
     `convert.camera_info_to_camera`. Raises ValueError naming the input that is unusable.
+    The third value holds warnings about input that still makes a frame, {kind: text}.
     """
     source = image.header if image is not None else mask.header
     header = Header(stamp=source.stamp, frame_id=source.frame_id.lstrip('/'))
+    notes = {}
+    if not header.frame_id:
+        notes['no frame_id'] = (f'the {"image" if image is not None else "mask"} has no '
+                                'frame_id: poses are published, but no TF')
+    elif header.frame_id != source.frame_id:
+        notes['frame_id'] = (f"frame_id {source.frame_id!r} starts with '/' (ROS 1?): "
+                             f'{header.frame_id!r} is used, as tf2 does')
     try:
         camera = convert.camera_info_to_camera(camera_info, rectified)
     except ValueError as exc:
@@ -165,4 +173,5 @@ def frame_from_messages(mask: Image, camera_info, image: Image | None, rectified
         rgb = convert.image_to_rgb(image) if image is not None else None
     except ValueError as exc:
         raise ValueError(f'image unusable: {exc}') from None
-    return Frame(convert.stamp_to_ns(header.stamp), header.frame_id, camera, labels, rgb), header
+    return (Frame(convert.stamp_to_ns(header.stamp), header.frame_id, camera, labels, rgb), header,
+            notes)

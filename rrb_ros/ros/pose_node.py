@@ -256,16 +256,13 @@ class PoseNode(Node):
     def _process(self, match) -> None:
         msgs = match.msgs
         try:
-            frame, header = frame_from_messages(msgs['mask'], msgs['camera_info'],
-                                                msgs.get('image'), self.rectified)
+            frame, header, notes = frame_from_messages(msgs['mask'], msgs['camera_info'],
+                                                       msgs.get('image'), self.rectified)
         except ValueError as exc:  # 'camera_info unusable: ...', 'mask unusable: ...'
             self._warn(str(exc).split(':')[0], f'frame skipped: {exc}')
             return
-        if not header.frame_id:
-            self._warn('no frame_id', 'the image has no frame_id: poses are published, but no TF')
-        elif (msgs.get('image') or msgs['mask']).header.frame_id != header.frame_id:
-            self._warn('frame_id', f"frame_id {'/' + header.frame_id!r} starts with '/' (ROS 1?): "
-                       f'{header.frame_id!r} is used, as tf2 does')
+        for kind, text in notes.items():
+            self._warn(kind, text)
         if self.pipeline.reconstructed:
             frame = dataclasses.replace(frame, ground=self._ground_for(frame.frame_id))
         try:

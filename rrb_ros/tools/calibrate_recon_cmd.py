@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
+from .train_recon_cmd import _Progress, add_weights_arguments, print_held_out, weights_in_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,30 +36,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('calibrate-recon', help='calibrate the surface threshold of the '
                        'reconstruction network', description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--weights', default='', help='compact network weights (default: the '
-                   'shipped ones)')
-    p.add_argument('--out', default='build/calibrate-recon/recon.pt',
-                   help='output weights (default: %(default)s)')
+    add_weights_arguments(p, 'calibrate-recon')
     p.add_argument('--shapes', type=int, default=30, help='validation shapes per family '
                    '(default: %(default)s)')
-    p.add_argument('--threads', type=int, default=0, help='torch threads (default: all cores)')
-    p.add_argument('--install', action='store_true', help='write into rrb_ros/data')
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute `rrb calibrate-recon`."""
-    from rrb_ros.core.reconstruct.compact import default_weights_path
     from rrb_ros.core.reconstruct.train import calibrate_and_export
-
-    from .train_recon_cmd import _Progress, print_held_out
     if args.shapes < 1:
         raise ValueError('--shapes must be >= 1')
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    out = default_weights_path() if args.install else args.out
-    report = calibrate_and_export(args.weights or default_weights_path(), out, args.shapes,
-                                  _Progress('rrb calibrate-recon'))
+    weights, out = weights_in_out(args)
+    report = calibrate_and_export(weights, out, args.shapes, _Progress('rrb calibrate-recon'))
     print_held_out(report)
     print(f'wrote {out}')
     return 0

@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--camera-info and --camera-height go together')
     image = read_image_rgb(args.image)
     mask = read_mask(args.mask)
-    from rrb_ros.core.reconstruct import load_network, preprocess
+    from rrb_ros.core.reconstruct import load_network_and_head, preprocess
     preprocess(image, mask)  # validates sizes and an empty mask before the slow load
     t0 = time.perf_counter()
-    net = load_network(args.checkpoint, device=args.device)
+    net, head = load_network_and_head(args.checkpoint, device=args.device)
     t1 = time.perf_counter()
     if args.camera_info is None:
         mesh = net.generate_mesh(preprocess(image, mask, size=net.image_size),
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                  max_faces=args.max_faces)
         what = 'canonical frame, up to scale'
     else:
-        mesh = _metric(args, net, image, mask, out)
+        mesh = _metric(args, net, head, image, mask, out)
         what = f'metres, pose in {out.with_suffix(".json")}'
     t2 = time.perf_counter()
     mesh.to_trimesh().export(str(out))
@@ -108,14 +108,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _metric(args: argparse.Namespace, net, image, mask, out: Path):
+def _metric(args: argparse.Namespace, net, head, image, mask, out: Path):
     """Reconstruct, fit and scale to the floor; write the pose JSON; return the metric mesh."""
     import numpy as np
 
     from rrb_ros.core.camera import PinholeCamera
     from rrb_ros.core.reconstruct import (
         ground_plane_from_height,
-        load_viewpoint_head,
         ObjectReconstructor,
         ReconstructSettings,
     )
@@ -129,7 +128,7 @@ def _metric(args: argparse.Namespace, net, image, mask, out: Path):
         upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
         min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1,
         refine_iterations=args.refine_iterations),
-        network=net, viewpoint_head=load_viewpoint_head(args.checkpoint))
+        network=net, viewpoint_head=head)
     result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
     out.with_suffix('.json').write_text(json.dumps({
         'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,

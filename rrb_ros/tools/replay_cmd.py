@@ -156,7 +156,7 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
         writer.write(out_conns[topic], timestamp, bag.to_cdr(msg))
 
     total = sum(topics[t].msgcount for t in streams if t in topics)
-    seen, frames, skipped, times, reconstructed = 0, 0, [], [], {}
+    seen, frames, skipped, times, reconstructed, notes = 0, 0, [], [], {}, {}
     tf = LatestTransforms() if isinstance(ground, str) and convert.HAVE_TF2_MSGS else None
     shown = -1
     step = 1 if sys.stderr.isatty() else 10  # percent between progress lines
@@ -183,15 +183,16 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
         match = sync.add(name, stamp_to_ns(msg.header.stamp), msg)
         if match is not None:
             try:
-                frame, header = frame_from_messages(match.msgs['mask'],
-                                                    match.msgs['camera_info'],
-                                                    match.msgs.get('image'), rectified)
+                frame, header, frame_notes = frame_from_messages(
+                    match.msgs['mask'], match.msgs['camera_info'], match.msgs.get('image'),
+                    rectified)
                 result = pipeline.process(dataclasses.replace(
                     frame, ground=_ground(ground, tf, frame.frame_id)))
             except ValueError as exc:
                 skipped.append(f'frame {match.stamp_ns}: {exc}')
                 continue
             frames += 1
+            notes.update(frame_notes)
             times.append(result.seconds)
             out = outputs.build(result, header, frame)
             for m in out.poses:
@@ -223,6 +224,8 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
         print(file=sys.stderr)
     for line in skipped[:10]:
         print(f'rrb replay: warning: skipped {line}', file=sys.stderr)
+    for text in notes.values():
+        print(f'rrb replay: warning: {text}', file=sys.stderr)
     if sync.dropped or sync.rewinds:
         print(f'rrb replay: warning: {sync.dropped} message(s) of {", ".join(streams)} made no '
               f'frame (no partner with the same stamp, or a stamp not newer than the last '

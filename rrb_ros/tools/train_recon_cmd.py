@@ -64,6 +64,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def add_weights_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """Add --weights, --out, --threads and --install of a command that rewrites weights."""
+    p.add_argument('--weights', default='', help='compact network weights (default: the '
+                   'shipped ones)')
+    p.add_argument('--out', default=f'build/{command}/recon.pt',
+                   help='output weights (default: %(default)s)')
+    p.add_argument('--threads', type=int, default=0, help='torch threads (default: all cores)')
+    p.add_argument('--install', action='store_true', help='write into rrb_ros/data')
+
+
+def weights_in_out(args: argparse.Namespace) -> tuple[str, str]:
+    """Set torch's threads; return the weights to read and the file to write (`--install`)."""
+    from rrb_ros.core.reconstruct.compact import default_weights_path
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return (str(args.weights or default_weights_path()),
+            str(default_weights_path() if args.install else args.out))
+
+
 class _Progress:
     def __init__(self, prog: str = 'rrb train-recon') -> None:
         self.prog = prog

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
+from .train_recon_cmd import _Progress, add_weights_arguments, weights_in_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser('train-viewpoint', help='train the viewpoint head of the reconstruction '
                        'network', description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--weights', default='', help='compact network weights (default: the '
-                   'shipped ones)')
-    p.add_argument('--out', default='build/train-viewpoint/recon.pt',
-                   help='output weights (default: %(default)s)')
+    add_weights_arguments(p, 'train-viewpoint')
     p.add_argument('--shapes', type=int, default=6000, help='training shapes (default: '
                    '%(default)s)')
     p.add_argument('--views', type=int, default=4, help='views per shape (default: %(default)s)')
@@ -46,25 +43,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    '%(default)s; the occupancy training used lower ones)')
     p.add_argument('--eval-shapes', type=int, default=40, help='held-out shapes per family '
                    '(default: %(default)s)')
-    p.add_argument('--threads', type=int, default=0, help='torch threads (default: all cores)')
-    p.add_argument('--install', action='store_true', help='write into rrb_ros/data')
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute `rrb train-viewpoint`."""
-    from rrb_ros.core.reconstruct.compact import default_weights_path
     from rrb_ros.core.reconstruct.train import train_viewpoint_and_export
-
-    from .train_recon_cmd import _Progress
     for name in ('shapes', 'views', 'eval_shapes'):
         if getattr(args, name) < 1:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    out = default_weights_path() if args.install else args.out
-    report = train_viewpoint_and_export(args.weights or default_weights_path(), out,
-                                        args.shapes, args.views, args.seed, args.eval_shapes,
+    weights, out = weights_in_out(args)
+    report = train_viewpoint_and_export(weights, out, args.shapes, args.views, args.seed,
+                                        args.eval_shapes,
                                         _Progress('rrb train-viewpoint'))
     for kind, v in report.items():
         print(f"{kind:6s}: median azimuth error {v['median_error_deg']:.1f} deg, front/back "

@@ -14,7 +14,12 @@
 
 """Reconstruct: a mesh from one image (Occupancy Network), metric scale from the ground plane."""
 
-from .compact import CompactOccupancyNetwork, default_weights_path, load_network
+from .compact import (
+    CompactOccupancyNetwork,
+    default_weights_path,
+    load_network,
+    load_network_and_head,
+)
 from .mise import evaluate_grid, extract_mesh, grid_to_mesh, logit
 from .onet import N_PARAMETERS, OccupancyNetwork, OccupancyNetworkBase, preprocess
 from .online import ObjectReconstructor, Reconstruction, ReconstructSettings, view_problem
@@ -40,6 +45,7 @@ __all__ = [
     'ground_plane_from_height',
     'ground_plane_from_transform',
     'load_network',
+    'load_network_and_head',
     'load_viewpoint_head',
     'logit',
     'preprocess',

@@ -43,6 +43,7 @@ from .onet import (
     OccupancyNetworkBase,
     read_checkpoint,
 )
+from .viewpoint import ViewpointHead
 
 FORMAT = 'rrb-compact-onet-1'
 """Value of the `format` key of a compact-network checkpoint."""
@@ -133,16 +134,25 @@ def default_weights_path() -> Path:
     return Path(str(resources.files('rrb_ros') / 'data' / DEFAULT_WEIGHTS))
 
 
+def load_network_and_head(path: str | Path | None = None, device: torch.device | str = 'cpu'
+                          ) -> tuple[OccupancyNetworkBase, ViewpointHead | None]:
+    """`load_network`, and the viewpoint head stored with the weights (None: there is none)."""
+    path = Path(path).expanduser() if path else default_weights_path()
+    data = read_checkpoint(path, device)
+    if isinstance(data, dict) and data.get('format') == FORMAT:
+        net = CompactOccupancyNetwork.from_checkpoint_dict(data, str(path), device)
+        head = (ViewpointHead.from_checkpoint_dict(data['viewpoint'], str(path))
+                if 'viewpoint' in data else None)
+        return net, head
+    net = OccupancyNetwork()
+    net.load_onet_state_dict(_read_state_dict(path, device, data), source=str(path))
+    return net.to(device).eval(), None
+
+
 def load_network(path: str | Path | None = None, device: torch.device | str = 'cpu'
                  ) -> OccupancyNetworkBase:
     """Open a reconstruction network in eval mode: the shipped one, a compact or an ONet one.
 
     Raises ValueError naming the file when it is missing or of no known layout.
     """
-    path = Path(path).expanduser() if path else default_weights_path()
-    data = read_checkpoint(path, device)
-    if isinstance(data, dict) and data.get('format') == FORMAT:
-        return CompactOccupancyNetwork.from_checkpoint_dict(data, str(path), device)
-    net = OccupancyNetwork()
-    net.load_onet_state_dict(_read_state_dict(path, device, data), source=str(path))
-    return net.to(device).eval()
+    return load_network_and_head(path, device)[0]

@@ -41,7 +41,7 @@ from .onet import preprocess
 from .refine import refine_code, RefineSettings
 from .scale import scale_to_ground
 from .shapes import object_from_canonical
-from .viewpoint import camera_azimuth, half_circle_mass, load_viewpoint_head, ViewpointHead
+from .viewpoint import camera_azimuth, half_circle_mass, ViewpointHead
 
 
 @dataclass
@@ -145,7 +145,6 @@ class ObjectReconstructor:
         self.fit_settings = fit_settings or FitSettings()
         self._net = network
         self._head = viewpoint_head
-        self._head_loaded = network is not None or viewpoint_head is not None
         self._tries: dict[str, tuple[Reconstruction, int]] = {}
         """Per object still without a mesh: the best reconstruction so far and the views tried."""
         s = self.settings
@@ -165,12 +164,12 @@ class ObjectReconstructor:
 
     def load_network(self):
         """Load the network now (it is loaded on first use otherwise); return it."""
-        if self._net is None:
-            from .compact import load_network
-            self._net = load_network(self.settings.network or None, self.settings.device)
-        if not self._head_loaded:
-            self._head = load_viewpoint_head(self.settings.network or None)
-            self._head_loaded = True
+        if self._net is None:  # the head comes with the weights unless it was given
+            from .compact import load_network_and_head
+            self._net, head = load_network_and_head(self.settings.network or None,
+                                                    self.settings.device)
+            if self._head is None:
+                self._head = head
         return self._net
 
     def _front_or_back(self, c: torch.Tensor, fitter: PoseFitter, fit, obj: np.ndarray,
