@@ -165,6 +165,18 @@ def test_training_fits_a_small_set():
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5]), losses[::10]
 
 
+def test_mirror_half_flips_images_and_points_together():
+    images = torch.zeros(64, 3, 4, 4)
+    images[..., :2] = 1.0  # the object on the left
+    points = torch.tensor([0.3, 0.1, -0.2]).repeat(64, 5, 1)
+    flip = tr.mirror_half(images, points, torch.Generator().manual_seed(0))
+    assert 10 < int(flip.sum()) < 54
+    assert torch.equal(images[flip][..., 2:], torch.ones(int(flip.sum()), 3, 4, 2))
+    assert torch.equal(images[~flip][..., :2], torch.ones(int((~flip).sum()), 3, 4, 2))
+    assert (points[flip, :, 0] == -0.3).all() and (points[~flip, :, 0] == 0.3).all()
+    assert (points[..., 1:] == torch.tensor([0.1, -0.2])).all()
+
+
 def test_train_recon_cli_writes_everything(tmp_path):
     out = tmp_path / 'run'
     proc = subprocess.run(
@@ -213,13 +225,15 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
          '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
          '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
-         '--calibration-shapes', '1', '--seed', '5'], capture_output=True, text=True,
-        timeout=600)
+         '--calibration-shapes', '1', '--seed', '5', '--mirror'], capture_output=True,
+        text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((more / 'eval.json').read_text())['training_runs']
-    assert [r['iterations'] for r in runs] == [3, 2]
+    assert [(r['iterations'], r['mirror']) for r in runs] == [(3, False), (2, True)]
     card = (more / 'MODEL_CARD.md').read_text()
-    assert 'Run 2: 2 steps' in card and '--init build/train-recon/recon.pt' in card
+    assert 'Run 2: 2 steps, batch 2, lr 0.001, half the images mirrored' in card
+    assert '--init build/train-recon/recon.pt --shapes 2 --views 1 --iterations 2 ' in card
+    assert card.count('--mirror') == 1 and '1\nviews each' in card
     second = load_network(more / 'recon.pt')
     w1, w2 = (n.decoder.fc_out.weight for n in (first, second))
     assert not torch.equal(w1, w2) and torch.allclose(w1, w2, atol=0.05)  # moved, not reset

@@ -45,7 +45,8 @@ _HELP = {
     'render_size': 'side of the rendered views (pixels)', 'surface_samples':
     'surface points stored per shape', 'calibration_shapes': 'validation shapes per family '
     'the surface threshold is calibrated on', 'init': 'weights (recon.pt) to continue training '
-    'from; empty: random initialisation',
+    'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
+    'right (the points mirrored in x)',
 }
 
 
@@ -56,7 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--out', default='build/train-recon', help='output folder (default: '
                    '%(default)s)')
     for f in fields(TrainConfig):
-        p.add_argument('--' + f.name.replace('_', '-'), type=type(f.default), default=f.default,
+        kind = ({'action': argparse.BooleanOptionalAction} if isinstance(f.default, bool) else
+                {'type': type(f.default)})
+        p.add_argument('--' + f.name.replace('_', '-'), default=f.default, **kind,
                        help=f'{_HELP[f.name]} (default: %(default)s)')
     p.add_argument('--threads', type=int, default=0, help='torch threads (default: all cores)')
     p.add_argument('--install', action='store_true',

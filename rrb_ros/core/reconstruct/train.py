@@ -91,6 +91,8 @@ class TrainConfig:
     """Validation shapes per family (one view each) the surface threshold is calibrated on."""
     init: str = ''
     """Weights (a recon.pt) to continue training from; empty: random initialisation."""
+    mirror: bool = False
+    """Show half the images mirrored left to right, with the labelled points mirrored in x."""
 
 
 @dataclass
@@ -218,6 +220,20 @@ def images_tensor(images: np.ndarray) -> torch.Tensor:
 # training
 
 
+def mirror_half(images: torch.Tensor, points: torch.Tensor, generator: torch.Generator
+                ) -> torch.Tensor:
+    """Mirror a random half of the views left to right, and their points in x; return which.
+
+    A mirrored view shows the mirrored object. Its canonical frame keeps +y up and the back
+    towards -z, so it is the object mirrored in canonical x: the points' labels stay. In place
+    on images (B, 3, S, S) and points (B, N, 3).
+    """
+    flip = torch.rand(len(images), generator=generator) < 0.5
+    images[flip] = images[flip].flip(-1)
+    points[flip, :, 0] = -points[flip, :, 0]
+    return flip
+
+
 def train(net: CompactOccupancyNetwork, data: Dataset, cfg: TrainConfig,
           progress: Progress | None = None) -> list[float]:
     """Optimise `net` on `data`; return the loss of every step."""
@@ -231,8 +247,10 @@ def train(net: CompactOccupancyNetwork, data: Dataset, cfg: TrainConfig,
         idx = rng.integers(len(data.images), size=cfg.batch_size)
         points, occ = sample_points(data, data.shape_index[idx], cfg.points, cfg.surface_noise,
                                     generator)
-        loss = F.binary_cross_entropy_with_logits(net(points, images_tensor(data.images[idx])),
-                                                  occ)
+        images = images_tensor(data.images[idx])
+        if cfg.mirror:
+            mirror_half(images, points, generator)
+        loss = F.binary_cross_entropy_with_logits(net(points, images), occ)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -510,8 +528,9 @@ def _earlier_runs(report: dict) -> list[dict]:
 def _run_summary(report: dict) -> dict:
     """Summarise one `train_and_export` run (data, steps, batch, minutes) for the model card."""
     cfg = report.get('config', {})
-    return {'shapes': cfg.get('shapes'), 'iterations': cfg.get('iterations'),
-            'batch_size': cfg.get('batch_size'), 'lr': cfg.get('lr'), 'seed': cfg.get('seed'),
+    return {'shapes': cfg.get('shapes'), 'views': cfg.get('views'),
+            'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
+            'lr': cfg.get('lr'), 'seed': cfg.get('seed'), 'mirror': cfg.get('mirror'),
             'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
@@ -594,13 +613,17 @@ def model_card(report: dict, weights_bytes: int) -> str:
     runs_list = report.get('training_runs') or [_run_summary(report)]
     runs = ' '.join(
         f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
-        f"{r['train_minutes']:.0f} min{' (continued from run ' + str(i) + ')' if i else ''}."
+        f"{'half the images mirrored, ' if r['mirror'] else ''}{r['train_minutes']:.0f} min"
+        f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
     seeds = ', '.join(f"{r['seed']}..{r['seed'] + r['shapes'] - 1}" for r in runs_list)
+    views = (str(runs_list[0]['views']) if len({r['views'] for r in runs_list}) == 1 else
+             ' or '.join(f"{r['views']} (run {i + 1})" for i, r in enumerate(runs_list)))
     reproduce = ', then '.join(
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
-        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'iterations', 'lr', 'seed')
-                if r[k] != getattr(TrainConfig, k)) + '`'
+        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'views', 'iterations',
+                                                            'lr', 'seed')
+                if r[k] != getattr(TrainConfig, k)) + (' --mirror' if r['mirror'] else '') + '`'
         for i, r in enumerate(runs_list))
     return f"""# Model card: rrb_ros embedded reconstruction network
 
@@ -617,7 +640,7 @@ procedural families below, rendered by the project's synthetic renderer.
 
 **Training data.** {sum(r['shapes'] for r in runs_list)} procedural shapes
 (`shapes.random_shape`, seeds {seeds}): chairs (four legs, pedestal or sled; panel,
-slatted or railed backs, tilted; optional arms), stools, tables and sofas; {cfg['views']}
+slatted or railed backs, tilted; optional arms), stools, tables and sofas; {views}
 views each at random azimuth, elevation 3-55 deg, distance, roll, colour, light and texture.
 Labels: exact occupancy of the solid parts at {cfg['points'] // 2} uniform and
 {cfg['points'] - cfg['points'] // 2} near-surface points per image and step.
