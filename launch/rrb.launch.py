@@ -12,20 +12,23 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Launch rrb_ros's pose_node with a parameter file, in a namespace, remappable topics.
+"""Launch rrb_ros's pose_node and egomotion_node in a namespace, with remappable inputs.
 
 ros2 launch rrb_ros rrb.launch.py namespace:=camera params_file:=/path/rrb.yaml \
-    use_sim_time:=true
+    use_sim_time:=true rviz:=true
 
-Topics are relative: in namespace `camera` the node reads /camera/image, /camera/mask and
-/camera/camera_info and publishes /camera/object_pose, /camera/markers, ... (remap `image`,
-`mask` and `camera_info` with the launch arguments of the same names).
+Topics are relative: in namespace `camera` pose_node reads /camera/image_raw, /camera/mask and
+/camera/camera_info and publishes /camera/object_pose, /camera/detections, /camera/markers, ...
+(remap its inputs with the launch arguments `image`, `mask` and `camera_info`); egomotion_node
+(`egomotion:=false` leaves it out) reads /camera/detections and publishes /camera/camera_path.
+`rviz:=true` also starts RViz with the package's display configuration.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -39,7 +42,10 @@ def generate_launch_description():
                               description='Namespace of the node and its topics'),
         DeclareLaunchArgument('params_file',
                               default_value=os.path.join(share, 'config', 'rrb.yaml'),
-                              description='pose_node parameter file'),
+                              description='pose_node parameter file (objects, labels, meshes)'),
+        DeclareLaunchArgument('egomotion_params_file',
+                              default_value=os.path.join(share, 'config', 'egomotion.yaml'),
+                              description='egomotion_node parameter file'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='Use /clock (true when replaying bags)'),
         DeclareLaunchArgument('image', default_value='image_raw',
@@ -49,7 +55,12 @@ def generate_launch_description():
         DeclareLaunchArgument('camera_info', default_value='camera_info',
                               description='CameraInfo topic (relative to the namespace)'),
         DeclareLaunchArgument('log_level', default_value='info',
-                              description='Logging level of the node'),
+                              description='Logging level of the nodes'),
+        DeclareLaunchArgument('egomotion', default_value='true',
+                              description='Also start egomotion_node (camera path from the '
+                              'object poses)'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='Also start RViz with config/rrb.rviz'),
     ]
     # camera-sized best-effort messages need larger Fast DDS buffers (see the XML file)
     fastdds = SetEnvironmentVariable(
@@ -65,5 +76,17 @@ def generate_launch_description():
         remappings=[('image', LaunchConfiguration('image')),
                     ('mask', LaunchConfiguration('mask')),
                     ('camera_info', LaunchConfiguration('camera_info'))],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')])
-    return LaunchDescription(args + [fastdds, pose_node])
+        ros_arguments=['--log-level', LaunchConfiguration('log_level')])
+    egomotion_node = Node(
+        package='rrb_ros', executable='egomotion_node', name='egomotion_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        parameters=[LaunchConfiguration('egomotion_params_file'),
+                    {'use_sim_time': LaunchConfiguration('use_sim_time')}],
+        ros_arguments=['--log-level', LaunchConfiguration('log_level')],
+        condition=IfCondition(LaunchConfiguration('egomotion')))
+    rviz = Node(
+        package='rviz2', executable='rviz2', name='rviz2', output='screen',
+        arguments=['-d', os.path.join(share, 'config', 'rrb.rviz')],
+        parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
+        condition=IfCondition(LaunchConfiguration('rviz')))
+    return LaunchDescription(args + [fastdds, pose_node, egomotion_node, rviz])

@@ -338,8 +338,8 @@ def test_bag_played_again_starts_a_new_trajectory(ros, tmp_path):
 
 
 def test_parameters_are_read_only(ros, tmp_path):
-    """Parameters are read at start-up: a change on the running node is refused."""
-    proc = start(tmp_path, 'metrics_period:=2')  # an integer for a double
+    """Parameters are read at start-up: a change on the running node is refused; typos warned."""
+    proc = start(tmp_path, 'metrics_period:=2', 'write_evry:=5')  # an integer for a double
     try:
         result = set_parameter(ros, '/egomotion_node', 'max_jump', 0.5, TIMEOUT)
         assert not result.successful and 'read-only' in result.reason, output(proc)
@@ -347,3 +347,5 @@ def test_parameters_are_read_only(ros, tmp_path):
         proc.send_signal(signal.SIGINT)
         code = wait_exit(proc)
     assert code == 0, output(proc)
+    (line,) = [ln for ln in Path(proc.stderr_path).read_text().splitlines() if 'write_evry' in ln]
+    assert line.startswith('[WARN]') and 'ignoring unknown parameters' in line, output(proc)

@@ -25,6 +25,7 @@ import py_compile
 import re
 
 import pytest
+from rclpy.parameter import Parameter
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / 'launch' / 'rrb.launch.py'
@@ -79,6 +80,47 @@ def test_launch_file_starts_pose_node_with_remapped_inputs(launch_ast):
         assert f"LaunchConfiguration('{argument}')" in source, argument
 
 
+def test_launch_arguments_are_all_used(launch_ast):
+    declared = {c.args[0].value for c in _calls(launch_ast, 'DeclareLaunchArgument')}
+    used = {c.args[0].value for c in _calls(launch_ast, 'LaunchConfiguration')}
+    assert declared == used, f'declared, unused: {declared - used}; used, undeclared: ' \
+        f'{used - declared}'
+
+
+def test_egomotion_node_shares_pose_nodes_namespace(launch_ast):
+    nodes = {_keyword(c, 'executable').value: c for c in _calls(launch_ast, 'Node')}
+    assert set(nodes) == {'pose_node', 'egomotion_node', 'rviz2'}
+    for name in ('pose_node', 'egomotion_node'):  # egomotion_node reads pose_node's detections
+        assert ast.unparse(_keyword(nodes[name], 'namespace')) == \
+            "LaunchConfiguration('namespace')", name
+    assert 'egomotion' in ast.unparse(_keyword(nodes['egomotion_node'], 'condition'))
+    assert 'rviz' in ast.unparse(_keyword(nodes['rviz2'], 'condition'))
+
+
+@pytest.mark.parametrize('node', ['pose_node', 'egomotion_node'])
+def test_shipped_parameter_files_match_the_nodes(node):
+    """Every parameter of config/*.yaml is one the node declares, with the default's type."""
+    from rrb_ros.core.config import object_parameters, read_params_file
+    if node == 'pose_node':
+        from rrb_ros.ros.pose_node import PARAMETERS
+        params = read_params_file(ROOT / 'config' / 'rrb.yaml')
+        table = {**PARAMETERS, **object_parameters(params['objects.names'])}
+    else:
+        from rrb_ros.ros import egomotion_node
+        table = egomotion_node.PARAMETERS
+        params = read_params_file(ROOT / 'config' / 'egomotion.yaml', node)
+        assert set(params) == set(table), set(params) ^ set(table)
+    for name, value in params.items():
+        assert name in table, f'{node} does not declare {name}'
+        default = table[name][0]
+        if isinstance(default, float):
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), name
+        elif not isinstance(default, Parameter.Type):
+            assert type(value) is type(default), (name, value, default)
+    if node == 'egomotion_node':  # the shipped file holds the defaults
+        assert params == {name: default for name, (default, _) in table.items()}
+
+
 def test_launch_description_builds():
     pytest.importorskip('launch_ros')
     from ament_index_python.packages import PackageNotFoundError
@@ -94,7 +136,8 @@ def test_launch_description_builds():
     names = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
     assert LAUNCH_ARGUMENTS <= names
     nodes = [e for e in description.entities if isinstance(e, Node)]
-    assert [(n.node_package, n.node_executable) for n in nodes] == [('rrb_ros', 'pose_node')]
+    assert [(n.node_package, n.node_executable) for n in nodes] == [
+        ('rrb_ros', 'pose_node'), ('rrb_ros', 'egomotion_node'), ('rviz2', 'rviz2')]
 
 
 # -- README ---------------------------------------------------------------------------------------

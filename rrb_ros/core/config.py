@@ -39,7 +39,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'object_frame_prefix': ('rrb/', 'TF child frame of object N is <prefix>N'),
     'sync_tolerance': (0.0, 'Largest stamp difference (s) between image, mask and camera_info '
                        'of one frame; 0 = identical stamps'),
-    'use_image': (True, 'Subscribe to the camera image (only needed for the overlay)'),
+    'use_image': (True, 'Subscribe to the camera image (for the overlay, and to reconstruct '
+                  'objects without a mesh)'),
     'latch_camera_info': (True, 'Reuse the latest camera_info when none carries the frame stamp'),
     'rectified': (False, "The image and mask are rectified (image_rect beside the driver's "
                   'distorted camera_info): intrinsics from camera_info P, its distortion '

@@ -126,7 +126,11 @@ def decimate(mesh: Mesh, max_faces: int, min_iou: float = 0.97) -> Mesh:
     """
     if max_faces <= 0 or len(mesh.faces) <= max_faces:
         return mesh
-    import fast_simplification
+    try:
+        import fast_simplification
+    except ImportError:
+        raise MeshError(f'a mesh of {len(mesh.faces)} faces needs decimating to {max_faces}: '
+                        'pip install fast-simplification (requirements.txt)') from None
     for agg in (5.0, 2.0, 0.5):
         v, f = fast_simplification.simplify(mesh.vertices, mesh.faces.astype(np.int32),
                                             target_count=max_faces, agg=agg)

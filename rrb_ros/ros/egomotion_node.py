@@ -67,7 +67,7 @@ from rrb_ros.core.egomotion import (
 )
 from rrb_ros.core.metrics import Trajectory, write_tum
 from rrb_ros.ros import convert
-from rrb_ros.ros.params import declare, reliability
+from rrb_ros.ros.params import declare, reliability, warn_unknown
 from rrb_ros.ros.sync import REWIND_NS
 from rrb_ros.ros.tf import TF_QOS, tf_sender
 
@@ -111,6 +111,7 @@ class EgomotionNode(Node):
         """Declare and read the parameters (ValueError when invalid), set up topics."""
         super().__init__('egomotion_node', **kwargs)
         p = declare(self, PARAMETERS)
+        warn_unknown(self)
         qos = QoSProfile(depth=100, reliability=reliability(p['reliability']))
         if p['align'] not in ('sim3', 'se3', 'none'):
             raise ValueError(f"align must be sim3, se3 or none, got {p['align']!r}")
@@ -328,6 +329,8 @@ def main(args=None) -> int:
         except ValueError as exc:
             rclpy.logging.get_logger('egomotion_node').fatal(f'cannot start: {exc}')
             return 1
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return 0
         try:
             rclpy.spin(node)
         except (KeyboardInterrupt, ExternalShutdownException):

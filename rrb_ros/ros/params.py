@@ -56,6 +56,18 @@ def declare(node: Node, table: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
     return out
 
 
+def warn_unknown(node: Node) -> list[str]:
+    """Warn about (and return) parameters given to `node` that it did not declare: typos.
+
+    Call it after every parameter is declared; `use_sim_time` is rclpy's own.
+    """
+    unknown = sorted(n for n in getattr(node, '_parameter_overrides', {})
+                     if not node.has_parameter(n) and n != 'use_sim_time')
+    if unknown:
+        node.get_logger().warn(f'ignoring unknown parameters: {", ".join(unknown)}')
+    return unknown
+
+
 def _expected(default: Any) -> str:
     if isinstance(default, Parameter.Type):
         return f'of type {default.name.lower()}'

@@ -47,7 +47,7 @@ from rrb_ros.core.config import build_pipeline, ground_from_params, object_param
 from rrb_ros.core.mesh import MeshError, unit_warning
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
-from rrb_ros.ros.params import declare, reliability
+from rrb_ros.ros.params import declare, reliability, warn_unknown
 from rrb_ros.ros.sync import StampSynchronizer
 from rrb_ros.ros.tf import LatestTransforms, TF_QOS, tf_sender, TF_STATIC_QOS
 
@@ -63,10 +63,7 @@ class PoseNode(Node):
                            for name, (default, description) in PARAMETERS.items()})
         p['objects.names'] = list(p['objects.names'] or [])
         p.update(declare(self, object_parameters(p['objects.names'])))
-        unknown = [n for n in self._parameter_overrides if n not in self._parameters
-                   and n != 'use_sim_time']
-        if unknown:
-            self.get_logger().warn(f'ignoring unknown parameters: {", ".join(sorted(unknown))}')
+        warn_unknown(self)
         input_reliability = reliability(p['reliability'])
         prefix = str(p['object_frame_prefix'])
         if prefix.startswith('/'):
