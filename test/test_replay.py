@@ -163,6 +163,9 @@ def test_bad_bags(tmp_path, chair, rng, params):
     assert proc.returncode == 2 and 'no topic /camera/mask' in proc.stderr
     assert '/cam/seg' in proc.stderr
     write_bag(tmp_path / 'in', chair, rng, frames=1)
+    proc = run(tmp_path / 'in', tmp_path / 'out')
+    assert proc.returncode == 2 and 'the following arguments are required: --params' in \
+        proc.stderr, proc.stderr
     (tmp_path / 'exists').mkdir()
     proc = run(tmp_path / 'in', tmp_path / 'exists', '--params', params)
     assert proc.returncode == 2 and 'exists already' in proc.stderr

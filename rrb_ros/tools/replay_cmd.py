@@ -58,8 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('in_bag', help='input rosbag2 folder (MCAP or sqlite3)')
     p.add_argument('out_bag', help='output rosbag2 folder (must not exist)')
-    p.add_argument('--params', default='config/rrb.yaml',
-                   help='pose_node parameter YAML (default: %(default)s)')
+    p.add_argument('--params', required=True,
+                   help="pose_node parameter YAML: the objects (a generated scene's rrb.yaml, or "
+                   'a copy of config/rrb.yaml)')
     p.add_argument('--image', default='/camera/image_raw', help='image topic')
     p.add_argument('--mask', default='/camera/mask', help='mask topic')
     p.add_argument('--camera-info', default='/camera/camera_info', help='camera_info topic')
