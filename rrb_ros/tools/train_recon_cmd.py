@@ -20,7 +20,8 @@ Generates procedural furniture, renders it, trains the compact occupancy network
 on held-out shapes from unseen views and writes to DIR: recon.pt (float16 weights with the
 report), eval.json, loss.txt, loss.png and MODEL_CARD.md. `--install` also copies the weights
 and the model card into the package (rrb_ros/data), where `rrb reconstruct` and pose_node find
-them. The defaults reproduce the shipped network (CPU, about an hour on 2 cores).
+them. The defaults are the first of the runs that made the shipped network; its model card
+(rrb_ros/data/MODEL_CARD.md) lists the commands of all (CPU, about an hour each on 2 cores).
 """
 
 from __future__ import annotations
