@@ -248,7 +248,11 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((shipped / 'eval.json').read_text())['training_runs']
     assert len(runs) >= 3 and all(r['shapes'] for r in runs) and runs[-1]['shapes'] == 2
-    assert f'Run {len(runs)}: 1 steps' in (shipped / 'MODEL_CARD.md').read_text()
+    card = (shipped / 'MODEL_CARD.md').read_text()
+    assert f'Run {len(runs)}: 1 steps' in card
+    views = [r['views'] for r in runs]  # consecutive runs with as many views are grouped
+    assert views[:2] == [4, 4] and views[-1] == 1 and '4 (runs 1-2) or ' in card
+    assert f'1 (runs 3-{len(runs)})' in card or f'1 (run {len(runs)})' in card
     for args, error in ((['--iterations', '0'], '--iterations must be >= 1'),
                         (['--init', str(tmp_path / 'none.pt')], 'checkpoint not found')):
         bad = subprocess.run([RRB, 'train-recon', '--out', str(out), *args],

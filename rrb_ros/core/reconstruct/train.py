@@ -617,8 +617,14 @@ def model_card(report: dict, weights_bytes: int) -> str:
         f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
     seeds = ', '.join(f"{r['seed']}..{r['seed'] + r['shapes'] - 1}" for r in runs_list)
-    views = (str(runs_list[0]['views']) if len({r['views'] for r in runs_list}) == 1 else
-             ' or '.join(f"{r['views']} (run {i + 1})" for i, r in enumerate(runs_list)))
+    groups = []  # (views, first run, last run) of consecutive runs
+    for i, r in enumerate(runs_list, 1):
+        if groups and groups[-1][0] == r['views']:
+            groups[-1][2] = i
+        else:
+            groups.append([r['views'], i, i])
+    views = (str(groups[0][0]) if len(groups) == 1 else ' or '.join(
+        f"{v} (run{f's {a}-{b}' if b > a else f' {a}'})" for v, a, b in groups))
     reproduce = ', then '.join(
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
         ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'views', 'iterations',
