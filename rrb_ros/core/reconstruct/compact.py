@@ -43,7 +43,7 @@ from .onet import (
     OccupancyNetworkBase,
     read_checkpoint,
 )
-from .viewpoint import ViewpointHead
+from .viewpoint import head_from_checkpoint, ViewpointHead
 
 FORMAT = 'rrb-compact-onet-1'
 """Value of the `format` key of a compact-network checkpoint."""
@@ -140,10 +140,8 @@ def load_network_and_head(path: str | Path | None = None, device: torch.device |
     path = Path(path).expanduser() if path else default_weights_path()
     data = read_checkpoint(path, device)
     if isinstance(data, dict) and data.get('format') == FORMAT:
-        net = CompactOccupancyNetwork.from_checkpoint_dict(data, str(path), device)
-        head = (ViewpointHead.from_checkpoint_dict(data['viewpoint'], str(path))
-                if 'viewpoint' in data else None)
-        return net, head
+        return (CompactOccupancyNetwork.from_checkpoint_dict(data, str(path), device),
+                head_from_checkpoint(data, str(path)))
     net = OccupancyNetwork()
     net.load_onet_state_dict(_read_state_dict(path, device, data), source=str(path))
     return net.to(device).eval(), None

@@ -93,10 +93,14 @@ def load_viewpoint_head(path: str | Path | None = None) -> ViewpointHead | None:
     from .compact import default_weights_path
     from .onet import read_checkpoint
     path = Path(path).expanduser() if path else default_weights_path()
-    data = read_checkpoint(path, 'cpu')
+    return head_from_checkpoint(read_checkpoint(path, 'cpu'), str(path))
+
+
+def head_from_checkpoint(data: Any, source: str) -> ViewpointHead | None:
+    """Return the viewpoint head stored in a loaded checkpoint (None if there is none)."""
     if not isinstance(data, dict) or 'viewpoint' not in data:
         return None
-    return ViewpointHead.from_checkpoint_dict(data['viewpoint'], str(path))
+    return ViewpointHead.from_checkpoint_dict(data['viewpoint'], source)
 
 
 def camera_azimuth(T_cam_obj: np.ndarray) -> float:  # noqa: N803
