@@ -124,6 +124,36 @@ def test_compact_checkpoint_round_trip(tmp_path):
     assert path.stat().st_size < 10e6
 
 
+def test_encoder_blocks_are_added_without_changing_the_output(tmp_path):
+    torch.manual_seed(0)
+    net = CompactOccupancyNetwork()
+    x, p = torch.rand(4, 3, 128, 128), torch.rand(4, 50, 3) - 0.5
+    with torch.no_grad():
+        for name, w in net.named_parameters():  # the code matters (ONet starts at zero here)
+            if name.endswith(('conv_gamma.weight', 'conv_beta.weight')):
+                w.normal_(0, 0.1)
+        for _ in range(3):  # BatchNorm running statistics that are not the identity
+            net(p, x)
+    net.eval().threshold = 0.4
+    grown = net.with_encoder_blocks(2)
+    assert grown.config['encoder_blocks'] == 2 and grown.threshold == 0.4 and not grown.training
+    assert sum(q.numel() for q in grown.parameters()) > sum(q.numel() for q in net.parameters())
+    with torch.no_grad():
+        assert torch.equal(grown(p, x), net(p, x))
+        assert torch.equal(grown.train()(p, x), net.train()(p, x))  # batch statistics too
+    # the new blocks learn: a step moves their last BatchNorm off zero
+    grown(p, x).sum().backward()
+    last = grown.encoder.blocks[0][1].body[-1].weight
+    assert last.grad is not None and last.grad.abs().sum() > 0
+    path = tmp_path / 'grown.pt'
+    torch.save(grown.eval().checkpoint(), path)
+    assert load_network(path).config['encoder_blocks'] == 2
+    again = load_network(path).with_encoder_blocks(1)  # blocks are added after the trained ones
+    assert again.config['encoder_blocks'] == 3
+    with torch.no_grad():
+        assert torch.allclose(again(p, x), load_network(path)(p, x))
+
+
 def test_load_network_errors_and_onet_dispatch(tmp_path):
     with pytest.raises(ValueError, match='checkpoint not found'):
         load_network(tmp_path / 'missing.pt')
@@ -225,7 +255,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
          '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
          '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
-         '--calibration-shapes', '1', '--seed', '5', '--mirror'], capture_output=True,
+         '--calibration-shapes', '1', '--seed', '5', '--mirror', '--add-encoder-blocks', '1'],
+        capture_output=True,
         text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((more / 'eval.json').read_text())['training_runs']
@@ -234,7 +265,11 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert 'Run 2: 2 steps, batch 2, lr 0.001, half the images mirrored' in card
     assert '--init build/train-recon/recon.pt --shapes 2 --views 1 --iterations 2 ' in card
     assert card.count('--mirror') == 1 and '1\nviews each' in card
+    assert '--mirror --add-encoder-blocks 1`' in card
+    assert 'mirrored, 1 residual block added' in card
+    assert '(1 residual block after each of the 3 middle stages)' in card
     second = load_network(more / 'recon.pt')
+    assert (first.config['encoder_blocks'], second.config['encoder_blocks']) == (0, 1)
     w1, w2 = (n.decoder.fc_out.weight for n in (first, second))
     assert not torch.equal(w1, w2) and torch.allclose(w1, w2, atol=0.05)  # moved, not reset
     # continued from the shipped weights, whose run summaries predate the 'shapes' field
@@ -254,6 +289,7 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert views[:2] == [4, 4] and views[-1] == 1 and '4 (runs 1-2) or ' in card
     assert f'1 (runs 3-{len(runs)})' in card or f'1 (run {len(runs)})' in card
     for args, error in ((['--iterations', '0'], '--iterations must be >= 1'),
+                        (['--add-encoder-blocks', '-1'], '--add-encoder-blocks must be >= 0'),
                         (['--init', str(tmp_path / 'none.pt')], 'checkpoint not found')):
         bad = subprocess.run([RRB, 'train-recon', '--out', str(out), *args],
                              capture_output=True, text=True, timeout=120)

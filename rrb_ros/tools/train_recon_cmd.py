@@ -47,7 +47,8 @@ _HELP = {
     'surface points stored per shape', 'calibration_shapes': 'validation shapes per family '
     'the surface threshold is calibrated on', 'init': 'weights (recon.pt) to continue training '
     'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
-    'right (the points mirrored in x)',
+    'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added to '
+    'each encoder stage before training (they start as identities)',
 }
 
 
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
     if cfg.points < 2:
         raise ValueError('--points must be >= 2')
+    if cfg.add_encoder_blocks < 0:
+        raise ValueError('--add-encoder-blocks must be >= 0')
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     report = train_and_export(cfg, args.out, _Progress())

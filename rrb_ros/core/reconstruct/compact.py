@@ -49,7 +49,7 @@ FORMAT = 'rrb-compact-onet-1'
 """Value of the `format` key of a compact-network checkpoint."""
 DEFAULT_CONFIG: dict[str, Any] = {
     'image_size': 128, 'c_dim': 128, 'hidden_size': 128, 'n_blocks': 4,
-    'channels': [32, 64, 128, 192, 256],
+    'channels': [32, 64, 128, 192, 256], 'encoder_blocks': 0,
 }
 """Architecture of the shipped network."""
 DEFAULT_WEIGHTS = 'recon_default.pt'
@@ -61,15 +61,41 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class ConvEncoder(nn.Module):
-    """Strided convolutions from (B, 3, S, S) down to (C, 4, 4), flattened, then Linear to c."""
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions added to their input; the identity until trained.
 
-    def __init__(self, image_size: int, channels: list[int], c_dim: int) -> None:
+    The second BatchNorm starts with zero scale, so a new block passes its (non-negative,
+    post-ReLU) input through unchanged: blocks can be added to a trained encoder.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels),
+                                  nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.body(x))
+
+
+class ConvEncoder(nn.Module):
+    """Strided convolutions from (B, 3, S, S) down to (C, 4, 4), flattened, then Linear to c.
+
+    Each stage after the first is a strided and a plain convolution; all but the last (4 x 4,
+    where a block would mostly add parameters) are followed by `blocks` residual blocks.
+    """
+
+    def __init__(self, image_size: int, channels: list[int], c_dim: int, blocks: int = 0
+                 ) -> None:
         super().__init__()
         layers = [_conv(3, channels[0], 5, 2)]
         for cin, cout in zip(channels[:-1], channels[1:]):
             layers += [_conv(cin, cout, 3, 2), _conv(cout, cout)]
         self.features = nn.Sequential(*layers)
+        self.blocks = nn.ModuleList(nn.Sequential(*(ResidualBlock(c) for _ in range(blocks)))
+                                    for c in channels[1:-1])
+        self.blocks.append(nn.Identity())
         side = image_size // 2 ** len(channels)
         if side < 1 or image_size % 2 ** len(channels):
             raise ValueError(f'image_size {image_size} must be a multiple of '
@@ -77,21 +103,27 @@ class ConvEncoder(nn.Module):
         self.fc = nn.Linear(channels[-1] * side * side, c_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.features(normalize_imagenet(images)), 1))
+        x = self.features[0](normalize_imagenet(images))
+        for stage, blocks in enumerate(self.blocks):
+            x = blocks(self.features[2 + 2 * stage](self.features[1 + 2 * stage](x)))
+        return self.fc(torch.flatten(x, 1))
 
 
 class CompactOccupancyNetwork(OccupancyNetworkBase):
     """A small single-image Occupancy Network (see the module docstring)."""
 
     def __init__(self, image_size: int = 128, c_dim: int = 128, hidden_size: int = 128,
-                 n_blocks: int = 4, channels: list[int] | None = None) -> None:
+                 n_blocks: int = 4, channels: list[int] | None = None,
+                 encoder_blocks: int = 0) -> None:
         super().__init__()
         self.config = {'image_size': int(image_size), 'c_dim': int(c_dim),
                        'hidden_size': int(hidden_size), 'n_blocks': int(n_blocks),
-                       'channels': list(channels or DEFAULT_CONFIG['channels'])}
+                       'channels': list(channels or DEFAULT_CONFIG['channels']),
+                       'encoder_blocks': int(encoder_blocks)}
         self.image_size = self.config['image_size']
         self.c_dim = self.config['c_dim']
-        self.encoder = ConvEncoder(self.image_size, self.config['channels'], self.c_dim)
+        self.encoder = ConvEncoder(self.image_size, self.config['channels'], self.c_dim,
+                                   self.config['encoder_blocks'])
         self.decoder = DecoderCBatchNorm(3, self.c_dim, hidden_size, n_blocks)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -108,6 +140,20 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
               for k, v in self.state_dict().items()}
         return {'format': FORMAT, 'config': dict(self.config), 'threshold': self.threshold,
                 'model': sd, **extra}
+
+    def with_encoder_blocks(self, add: int) -> CompactOccupancyNetwork:
+        """Return a copy with `add` more residual blocks per encoder stage, same output.
+
+        The new blocks start as identities (`ResidualBlock`), so the copy computes what this
+        network computes until it is trained further.
+        """
+        grown = type(self)(**{**self.config,
+                              'encoder_blocks': self.config['encoder_blocks'] + add})
+        grown.threshold = self.threshold
+        missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not k.startswith('encoder.blocks.') for k in missing):
+            raise ValueError(f'cannot grow the encoder: {missing} {unexpected}')
+        return grown.to(self.device).train(self.training)
 
     @classmethod
     def from_checkpoint_dict(cls, data: dict, source: str, device: torch.device | str = 'cpu'

@@ -44,7 +44,7 @@ import trimesh
 from ..camera import PinholeCamera
 from ..geometry import from_rotvec
 from ..synth import look_at, render_frame, RenderSettings, Scene, SceneObject
-from .compact import CompactOccupancyNetwork
+from .compact import CompactOccupancyNetwork, DEFAULT_CONFIG
 from .mise import grid_to_mesh, logit
 from .onet import DEFAULT_THRESHOLD, OccupancyNetworkBase, preprocess, read_checkpoint
 from .shapes import KINDS, occupancy, parts_to_canonical, random_shape, Shape, to_canonical
@@ -93,6 +93,9 @@ class TrainConfig:
     """Weights (a recon.pt) to continue training from; empty: random initialisation."""
     mirror: bool = False
     """Show half the images mirrored left to right, with the labelled points mirrored in x."""
+    add_encoder_blocks: int = 0
+    """Residual blocks added to each encoder stage before training (identities at first, so
+    an `init` network starts from what it computed)."""
 
 
 @dataclass
@@ -390,6 +393,8 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
         start = read_checkpoint(cfg.init, 'cpu')
         net = CompactOccupancyNetwork.from_checkpoint_dict(start, cfg.init)
         earlier = _earlier_runs(start.get('report', {}))
+    if cfg.add_encoder_blocks:
+        net = net.with_encoder_blocks(cfg.add_encoder_blocks)
     t0 = time.perf_counter()
     data = build_dataset(cfg.shapes, cfg.views, cfg.seed, net.image_size, cfg.render_size,
                          cfg.surface_samples, progress=progress)
@@ -405,7 +410,7 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
               'held_out_iou_mean': float(np.mean([v['iou_mean'] for v in held_out.values()])),
               'seconds': {'data': t1 - t0, 'train': t2 - t1, 'eval': t3 - t2},
               'final_loss': float(np.mean(losses[-100:])),
-              'parameters': sum(p.numel() for p in net.parameters()),
+              'parameters': sum(p.numel() for p in net.parameters()), 'network': dict(net.config),
               'config': asdict(cfg), 'torch_threads': torch.get_num_threads()}
     report['training_runs'] = earlier + [_run_summary(report)]
     torch.save(net.checkpoint(report=report, viewpoint=head.checkpoint()), out / 'recon.pt')
@@ -460,7 +465,7 @@ def calibrate_and_export(weights: str | Path, out: str | Path, shapes: int = 30,
     report['held_out'] = evaluate_held_out(net, cfg, None, progress)[0]
     report['held_out_iou_mean'] = float(np.mean([v['iou_mean']
                                                  for v in report['held_out'].values()]))
-    report['config'] = asdict(cfg)
+    report['config'], report['network'] = asdict(cfg), dict(net.config)
     report['training_runs'] = _earlier_runs(report)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -507,6 +512,7 @@ def train_viewpoint_and_export(weights: str | Path, out: str | Path, shapes: int
     report = dict(data.get('report', {}))
     if report:
         report['training_runs'] = _earlier_runs(report)
+        report['network'] = dict(net.config)
     report['viewpoint'] = held_out
     report['viewpoint_training'] = {'shapes': shapes, 'views': views, 'seed': seed,
                                     'minutes': (t1 - t0) / 60}
@@ -531,6 +537,7 @@ def _run_summary(report: dict) -> dict:
     return {'shapes': cfg.get('shapes'), 'views': cfg.get('views'),
             'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
             'lr': cfg.get('lr'), 'seed': cfg.get('seed'), 'mirror': cfg.get('mirror'),
+            'add_encoder_blocks': cfg.get('add_encoder_blocks'),
             'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
@@ -601,6 +608,10 @@ for its network: it gives the best mean IoU over the families there.
 """
 
 
+def _blocks_added(n: int) -> str:
+    return f"{n} residual block{'s' if n > 1 else ''} added to each encoder stage, " if n else ''
+
+
 def model_card(report: dict, weights_bytes: int) -> str:
     """Return the model card (Markdown) of a trained network."""
     cfg = report['config']
@@ -613,7 +624,8 @@ def model_card(report: dict, weights_bytes: int) -> str:
     runs_list = report.get('training_runs') or [_run_summary(report)]
     runs = ' '.join(
         f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
-        f"{'half the images mirrored, ' if r['mirror'] else ''}{r['train_minutes']:.0f} min"
+        f"{'half the images mirrored, ' if r['mirror'] else ''}"
+        f"{_blocks_added(r['add_encoder_blocks'])}{r['train_minutes']:.0f} min"
         f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
     seeds = ', '.join(f"{r['seed']}..{r['seed'] + r['shapes'] - 1}" for r in runs_list)
@@ -629,16 +641,24 @@ def model_card(report: dict, weights_bytes: int) -> str:
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
         ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'views', 'iterations',
                                                             'lr', 'seed')
-                if r[k] != getattr(TrainConfig, k)) + (' --mirror' if r['mirror'] else '') + '`'
+                if r[k] != getattr(TrainConfig, k)) + (' --mirror' if r['mirror'] else '') +
+        (f" --add-encoder-blocks {r['add_encoder_blocks']}" if r['add_encoder_blocks'] else '') +
+        '`'
         for i, r in enumerate(runs_list))
+    net = {**DEFAULT_CONFIG, 'encoder_blocks': 0, **report.get('network', {})}
+    blocks = net['encoder_blocks']
+    residual = (f" ({blocks} residual block{'s' if blocks > 1 else ''} after each of the "
+                f"{len(net['channels']) - 2} middle stages)" if blocks else '')
     return f"""# Model card: rrb_ros embedded reconstruction network
 
 **What it is.** A compact single-image Occupancy Network
-(`rrb_ros.core.reconstruct.CompactOccupancyNetwork`): a 5-stage convolutional encoder on
-128 x 128 crops (white background outside the mask), code size 128, and ONet's conditional-
-BatchNorm ResNet decoder (4 blocks, 128 wide). {report['parameters']:,} parameters, stored as
-float16 ({weights_bytes / 1e6:.1f} MB). Output: occupancy logits in ONet's canonical frame
-(object centred in the unit cube, longest side 1, +y up, backs of chairs and sofas towards -z).
+(`rrb_ros.core.reconstruct.CompactOccupancyNetwork`): a {len(net['channels'])}-stage convolutional
+encoder{residual} on {net['image_size']} x {net['image_size']} crops (white background outside
+the mask), code size {net['c_dim']}, and ONet's conditional-BatchNorm ResNet decoder
+({net['n_blocks']} blocks, {net['hidden_size']} wide). {report['parameters']:,} parameters,
+stored as float16 ({weights_bytes / 1e6:.1f} MB). Output: occupancy logits in ONet's canonical
+frame (object centred in the unit cube, longest side 1, +y up, backs of chairs and sofas
+towards -z).
 
 **Intended use.** Shapes of furniture-like objects seen by a robot, for silhouette pose
 fitting when no CAD model exists. Not a general-purpose reconstructor: it has seen only the
