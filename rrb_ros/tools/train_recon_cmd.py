@@ -79,11 +79,16 @@ def add_weights_arguments(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument('--install', action='store_true', help='write into rrb_ros/data')
 
 
+def set_threads(args: argparse.Namespace) -> None:
+    """Give torch `--threads` threads, when it is positive."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+
+
 def weights_in_out(args: argparse.Namespace) -> tuple[str, str]:
     """Set torch's threads; return the weights to read and the file to write (`--install`)."""
     from rrb_ros.core.reconstruct.compact import default_weights_path
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     return (str(args.weights or default_weights_path()),
             str(default_weights_path() if args.install else args.out))
 
@@ -119,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--points must be >= 2')
     if cfg.add_encoder_blocks < 0:
         raise ValueError('--add-encoder-blocks must be >= 0')
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     report = train_and_export(cfg, args.out, _Progress())
     print_held_out(report)
     print(f'wrote {args.out}/recon.pt, eval.json, loss.png, MODEL_CARD.md')

@@ -653,12 +653,12 @@ def model_card(report: dict, weights_bytes: int) -> str:
 
 **What it is.** A compact single-image Occupancy Network
 (`rrb_ros.core.reconstruct.CompactOccupancyNetwork`): a {len(net['channels'])}-stage convolutional
-encoder{residual} on {net['image_size']} x {net['image_size']} crops (white background outside
-the mask), code size {net['c_dim']}, and ONet's conditional-BatchNorm ResNet decoder
-({net['n_blocks']} blocks, {net['hidden_size']} wide). {report['parameters']:,} parameters,
-stored as float16 ({weights_bytes / 1e6:.1f} MB). Output: occupancy logits in ONet's canonical
-frame (object centred in the unit cube, longest side 1, +y up, backs of chairs and sofas
-towards -z).
+encoder{residual}
+on {net['image_size']} x {net['image_size']} crops (white background outside the mask), code size
+{net['c_dim']}, and ONet's conditional-BatchNorm ResNet decoder ({net['n_blocks']} blocks,
+{net['hidden_size']} wide). {report['parameters']:,} parameters, stored as float16
+({weights_bytes / 1e6:.1f} MB). Output: occupancy logits in ONet's canonical frame (object
+centred in the unit cube, longest side 1, +y up, backs of chairs and sofas towards -z).
 
 **Intended use.** Shapes of furniture-like objects seen by a robot, for silhouette pose
 fitting when no CAD model exists. Not a general-purpose reconstructor: it has seen only the
