@@ -266,7 +266,7 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert '--init build/train-recon/recon.pt --shapes 2 --views 1 --iterations 2 ' in card
     assert card.count('--mirror') == 1 and '1\nviews each' in card
     assert '--mirror --add-encoder-blocks 1`' in card
-    assert 'mirrored, 1 residual block added' in card
+    assert 'mirrored, 1 residual block added per middle encoder stage' in card
     assert '(1 residual block after each of the 3 middle stages)' in card
     second = load_network(more / 'recon.pt')
     assert (first.config['encoder_blocks'], second.config['encoder_blocks']) == (0, 1)

@@ -47,8 +47,8 @@ _HELP = {
     'surface points stored per shape', 'calibration_shapes': 'validation shapes per family '
     'the surface threshold is calibrated on', 'init': 'weights (recon.pt) to continue training '
     'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
-    'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added to '
-    'each encoder stage before training (they start as identities)',
+    'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added after '
+    'each middle encoder stage before training (they start as identities)',
 }
 
 

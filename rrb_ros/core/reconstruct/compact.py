@@ -51,7 +51,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     'image_size': 128, 'c_dim': 128, 'hidden_size': 128, 'n_blocks': 4,
     'channels': [32, 64, 128, 192, 256], 'encoder_blocks': 0,
 }
-"""Architecture of the shipped network."""
+"""Architecture of a new network (the first training run's); trained weights store their own."""
 DEFAULT_WEIGHTS = 'recon_default.pt'
 """File name of the shipped weights in `rrb_ros/data`."""
 
@@ -142,7 +142,7 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
                 'model': sd, **extra}
 
     def with_encoder_blocks(self, add: int) -> CompactOccupancyNetwork:
-        """Return a copy with `add` more residual blocks per encoder stage, same output.
+        """Return a copy with `add` more residual blocks per middle encoder stage, same output.
 
         The new blocks start as identities (`ResidualBlock`), so the copy computes what this
         network computes until it is trained further.

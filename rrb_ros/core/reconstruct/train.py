@@ -94,8 +94,8 @@ class TrainConfig:
     mirror: bool = False
     """Show half the images mirrored left to right, with the labelled points mirrored in x."""
     add_encoder_blocks: int = 0
-    """Residual blocks added to each encoder stage before training (identities at first, so
-    an `init` network starts from what it computed)."""
+    """Residual blocks added after each middle encoder stage before training (identities at
+    first, so an `init` network starts from what it computed)."""
 
 
 @dataclass
@@ -609,7 +609,9 @@ for its network: it gives the best mean IoU over the families there.
 
 
 def _blocks_added(n: int) -> str:
-    return f"{n} residual block{'s' if n > 1 else ''} added to each encoder stage, " if n else ''
+    if not n:
+        return ''
+    return f"{n} residual block{'s' if n > 1 else ''} added per middle encoder stage, "
 
 
 def model_card(report: dict, weights_bytes: int) -> str:
@@ -645,7 +647,7 @@ def model_card(report: dict, weights_bytes: int) -> str:
         (f" --add-encoder-blocks {r['add_encoder_blocks']}" if r['add_encoder_blocks'] else '') +
         '`'
         for i, r in enumerate(runs_list))
-    net = {**DEFAULT_CONFIG, 'encoder_blocks': 0, **report.get('network', {})}
+    net = {**DEFAULT_CONFIG, **report.get('network', {})}
     blocks = net['encoder_blocks']
     residual = (f" ({blocks} residual block{'s' if blocks > 1 else ''} after each of the "
                 f"{len(net['channels']) - 2} middle stages)" if blocks else '')
