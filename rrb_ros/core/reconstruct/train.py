@@ -410,14 +410,15 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
               'held_out_iou_mean': float(np.mean([v['iou_mean'] for v in held_out.values()])),
               'seconds': {'data': t1 - t0, 'train': t2 - t1, 'eval': t3 - t2},
               'final_loss': float(np.mean(losses[-100:])),
-              'parameters': sum(p.numel() for p in net.parameters()), 'network': dict(net.config),
+              'parameters': sum(p.numel() for p in net.parameters()),
               'config': asdict(cfg), 'torch_threads': torch.get_num_threads()}
     report['training_runs'] = earlier + [_run_summary(report)]
     torch.save(net.checkpoint(report=report, viewpoint=head.checkpoint()), out / 'recon.pt')
     (out / 'eval.json').write_text(json.dumps(report, indent=2) + '\n')
     np.savetxt(out / 'loss.txt', np.asarray(losses), fmt='%.5f')
     plot_losses(losses, out / 'loss.png')
-    (out / 'MODEL_CARD.md').write_text(model_card(report, (out / 'recon.pt').stat().st_size))
+    (out / 'MODEL_CARD.md').write_text(model_card(report, (out / 'recon.pt').stat().st_size,
+                                                  net.config))
     return report
 
 
@@ -465,13 +466,14 @@ def calibrate_and_export(weights: str | Path, out: str | Path, shapes: int = 30,
     report['held_out'] = evaluate_held_out(net, cfg, None, progress)[0]
     report['held_out_iou_mean'] = float(np.mean([v['iou_mean']
                                                  for v in report['held_out'].values()]))
-    report['config'], report['network'] = asdict(cfg), dict(net.config)
+    report['config'] = asdict(cfg)
     report['training_runs'] = _earlier_runs(report)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**data, 'threshold': net.threshold, 'report': report}, out)
     if 'seconds' in report:  # the weights came from `train_and_export`
-        (out.parent / 'MODEL_CARD.md').write_text(model_card(report, out.stat().st_size))
+        (out.parent / 'MODEL_CARD.md').write_text(model_card(report, out.stat().st_size,
+                                                             net.config))
     return report
 
 
@@ -512,7 +514,6 @@ def train_viewpoint_and_export(weights: str | Path, out: str | Path, shapes: int
     report = dict(data.get('report', {}))
     if report:
         report['training_runs'] = _earlier_runs(report)
-        report['network'] = dict(net.config)
     report['viewpoint'] = held_out
     report['viewpoint_training'] = {'shapes': shapes, 'views': views, 'seed': seed,
                                     'minutes': (t1 - t0) / 60}
@@ -520,7 +521,8 @@ def train_viewpoint_and_export(weights: str | Path, out: str | Path, shapes: int
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**data, 'report': report, 'viewpoint': head.checkpoint()}, out)
     if 'held_out' in report and 'config' in report:
-        (out.parent / 'MODEL_CARD.md').write_text(model_card(report, out.stat().st_size))
+        (out.parent / 'MODEL_CARD.md').write_text(model_card(report, out.stat().st_size,
+                                                             net.config))
     return held_out
 
 
@@ -608,14 +610,13 @@ for its network: it gives the best mean IoU over the families there.
 """
 
 
-def _blocks_added(n: int) -> str:
-    if not n:
-        return ''
-    return f"{n} residual block{'s' if n > 1 else ''} added per middle encoder stage, "
+def _residual_blocks(n: int, text: str) -> str:
+    """'N residual block(s)' followed by `text`; '' when n is 0."""
+    return f"{n} residual block{'s' if n > 1 else ''}{text}" if n else ''
 
 
-def model_card(report: dict, weights_bytes: int) -> str:
-    """Return the model card (Markdown) of a trained network."""
+def model_card(report: dict, weights_bytes: int, network: dict) -> str:
+    """Return the model card (Markdown) of a trained network of architecture `network`."""
     cfg = report['config']
     threshold = report.get('threshold', {}).get('value', DEFAULT_THRESHOLD)
     s = report['seconds']
@@ -627,7 +628,8 @@ def model_card(report: dict, weights_bytes: int) -> str:
     runs = ' '.join(
         f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
         f"{'half the images mirrored, ' if r['mirror'] else ''}"
-        f"{_blocks_added(r['add_encoder_blocks'])}{r['train_minutes']:.0f} min"
+        f"{_residual_blocks(r['add_encoder_blocks'], ' added per middle encoder stage, ')}"
+        f"{r['train_minutes']:.0f} min"
         f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
     seeds = ', '.join(f"{r['seed']}..{r['seed'] + r['shapes'] - 1}" for r in runs_list)
@@ -647,10 +649,10 @@ def model_card(report: dict, weights_bytes: int) -> str:
         (f" --add-encoder-blocks {r['add_encoder_blocks']}" if r['add_encoder_blocks'] else '') +
         '`'
         for i, r in enumerate(runs_list))
-    net = {**DEFAULT_CONFIG, **report.get('network', {})}
-    blocks = net['encoder_blocks']
-    residual = (f" ({blocks} residual block{'s' if blocks > 1 else ''} after each of the "
-                f"{len(net['channels']) - 2} middle stages)" if blocks else '')
+    net = {**DEFAULT_CONFIG, **network}
+    residual = _residual_blocks(net['encoder_blocks'],
+                                f" after each of the {len(net['channels']) - 2} middle stages")
+    residual = f' ({residual})' if residual else ''
     return f"""# Model card: rrb_ros embedded reconstruction network
 
 **What it is.** A compact single-image Occupancy Network
