@@ -21,6 +21,7 @@ bench/results.json. Cases are generated with seeds that the tests do not use.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 import platform
@@ -179,6 +180,12 @@ def bench_recon(n_chairs: int) -> dict:
         t0 = time.perf_counter()
         net.generate_mesh(x, max_faces=3000)
         times.append(time.perf_counter() - t0)
+    # a training step (batch 32, 512 points) in float32 and under bfloat16 autocast
+    step_ms = {}
+    for bf16 in (False, True):
+        cfg = tr.TrainConfig(iterations=4, bf16=bf16)
+        trainee = copy.deepcopy(net)
+        step_ms[bf16] = timed(lambda: tr.train(trainee, data, cfg), 2, 1) / cfg.iterations
     # decoder throughput against ONet's own (same family, 256 wide, 5 blocks) in this run
     onet = OccupancyNetwork().eval()
     pts = torch.rand(1, 100_000, 3) - 0.5
@@ -228,6 +235,9 @@ def bench_recon(n_chairs: int) -> dict:
         'recon_heldout_chair_iou_mean': float(iou.mean()),
         'recon_heldout_chair_iou_median': float(np.median(iou)),
         **{f'recon_heldout_{k}_iou_mean': v for k, v in others.items()},
+        'recon_train_step_ms': step_ms[False],
+        'recon_train_step_bf16_ms': step_ms[True],
+        'recon_train_bf16_speedup': step_ms[False] / step_ms[True],
         'recon_decode_100k_ms': small_ms,
         'recon_decoder_speedup_vs_onet': onet_ms / small_ms,
         'recon_height_err_median_pct': 100 * float(np.median(plain['scale_err'])),
@@ -263,6 +273,9 @@ TARGETS = [  # key, target, comparison, unit
     ('global_rot_err_median_deg', None, '', 'deg'),
     ('recon_seconds_per_image', None, '', 's'),
     ('recon_encode_ms', None, '', 'ms'),
+    ('recon_train_step_ms', None, '', 'ms'),
+    ('recon_train_step_bf16_ms', None, '', 'ms'),
+    ('recon_train_bf16_speedup', None, '', 'x'),
     ('recon_decode_100k_ms', None, '', 'ms'),
     ('recon_decoder_speedup_vs_onet', None, '', 'x'),
     ('recon_heldout_chair_iou_mean', None, '', ''),

@@ -184,14 +184,19 @@ def test_load_network_errors_and_onet_dispatch(tmp_path):
 # training
 
 
-def test_training_fits_a_small_set():
-    """A few shapes, seen often: the loss must fall well below its start (not a toy check)."""
+@pytest.mark.parametrize('bf16', [False, True])
+def test_training_fits_a_small_set(bf16):
+    """A few shapes, seen often: the loss must fall well below its start (not a toy check).
+
+    Under bfloat16 autocast as well: the weights stay float32.
+    """
     torch.manual_seed(0)
     net = CompactOccupancyNetwork()
     data = tr.build_dataset(4, 2, seed=11, image_size=net.image_size, render_size=128)
-    cfg = tr.TrainConfig(iterations=80, batch_size=8, points=256, lr=2e-3)
+    cfg = tr.TrainConfig(iterations=80, batch_size=8, points=256, lr=2e-3, bf16=bf16)
     losses = tr.train(net, data, cfg)
     assert not net.training
+    assert all(p.dtype == torch.float32 for p in net.parameters())
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5]), losses[::10]
 
 
@@ -255,7 +260,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
          '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
          '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
-         '--calibration-shapes', '1', '--seed', '5', '--mirror', '--add-encoder-blocks', '1'],
+         '--calibration-shapes', '1', '--seed', '5', '--mirror', '--add-encoder-blocks', '1',
+         '--bf16'],
         capture_output=True,
         text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -265,8 +271,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert 'Run 2: 2 steps, batch 2, lr 0.001, half the images mirrored' in card
     assert '--init build/train-recon/recon.pt --shapes 2 --views 1 --iterations 2 ' in card
     assert card.count('--mirror') == 1 and '1\nviews each' in card
-    assert '--mirror --add-encoder-blocks 1`' in card
-    assert 'mirrored, 1 residual block added per middle encoder stage' in card
+    assert '--mirror --add-encoder-blocks 1 --bf16`' in card
+    assert 'mirrored, 1 residual block added per middle encoder stage, bfloat16 autocast' in card
     assert '(1 residual block after each of the 3 middle stages)' in card
     second = load_network(more / 'recon.pt')
     assert (first.config['encoder_blocks'], second.config['encoder_blocks']) == (0, 1)

@@ -49,6 +49,7 @@ _HELP = {
     'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
     'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added after '
     'each middle encoder stage before training (they start as identities)',
+    'bf16': 'bfloat16 autocast in training (about 2x faster on CPUs with AVX512-BF16 or AMX)',
 }
 
 

@@ -96,6 +96,9 @@ class TrainConfig:
     add_encoder_blocks: int = 0
     """Residual blocks added after each middle encoder stage before training (identities at
     first, so an `init` network starts from what it computed)."""
+    bf16: bool = False
+    """Run forward and backward passes under bfloat16 autocast (the weights and Adam stay
+    float32): about twice as fast on CPUs with native bfloat16 (AVX512-BF16, AMX)."""
 
 
 @dataclass
@@ -253,7 +256,9 @@ def train(net: CompactOccupancyNetwork, data: Dataset, cfg: TrainConfig,
         images = images_tensor(data.images[idx])
         if cfg.mirror:
             mirror_half(images, points, generator)
-        loss = F.binary_cross_entropy_with_logits(net(points, images), occ)
+        with torch.autocast(net.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = net(points, images)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), occ)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -539,7 +544,7 @@ def _run_summary(report: dict) -> dict:
     return {'shapes': cfg.get('shapes'), 'views': cfg.get('views'),
             'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
             'lr': cfg.get('lr'), 'seed': cfg.get('seed'), 'mirror': cfg.get('mirror'),
-            'add_encoder_blocks': cfg.get('add_encoder_blocks'),
+            'add_encoder_blocks': cfg.get('add_encoder_blocks'), 'bf16': cfg.get('bf16'),
             'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
@@ -629,6 +634,7 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
         f"Run {i + 1}: {r['iterations']} steps, batch {r['batch_size']}, lr {r['lr']}, "
         f"{'half the images mirrored, ' if r['mirror'] else ''}"
         f"{_residual_blocks(r['add_encoder_blocks'], ' added per middle encoder stage, ')}"
+        f"{'bfloat16 autocast, ' if r['bf16'] else ''}"
         f"{r['train_minutes']:.0f} min"
         f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
@@ -647,6 +653,7 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
                                                             'lr', 'seed')
                 if r[k] != getattr(TrainConfig, k)) + (' --mirror' if r['mirror'] else '') +
         (f" --add-encoder-blocks {r['add_encoder_blocks']}" if r['add_encoder_blocks'] else '') +
+        (' --bf16' if r['bf16'] else '') +
         '`'
         for i, r in enumerate(runs_list))
     net = {**DEFAULT_CONFIG, **network}
