@@ -649,12 +649,10 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
         f"{v} (run{f's {a}-{b}' if b > a else f' {a}'})" for v, a, b in groups))
     reproduce = ', then '.join(
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
-        ''.join(f" --{k.replace('_', '-')} {r[k]}" for k in ('shapes', 'views', 'iterations',
-                                                            'lr', 'seed')
-                if r[k] != getattr(TrainConfig, k)) + (' --mirror' if r['mirror'] else '') +
-        (f" --add-encoder-blocks {r['add_encoder_blocks']}" if r['add_encoder_blocks'] else '') +
-        (' --bf16' if r['bf16'] else '') +
-        '`'
+        ''.join(f" --{k.replace('_', '-')}" + ('' if isinstance(r[k], bool) else f' {r[k]}')
+                for k in ('shapes', 'views', 'iterations', 'lr', 'seed', 'mirror',
+                          'add_encoder_blocks', 'bf16')
+                if r[k] != getattr(TrainConfig, k)) + '`'
         for i, r in enumerate(runs_list))
     net = {**DEFAULT_CONFIG, **network}
     residual = _residual_blocks(net['encoder_blocks'],
