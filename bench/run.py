@@ -287,7 +287,7 @@ TARGETS = [  # key, target, comparison, unit
     ('recon_own_view_iou_median', None, '', ''),
     ('recon_pose_rot_err_median_deg', None, '', 'deg'),
     ('recon_pose_rot_err_over_90deg', None, '', ''),
-    ('recon_scene_chair_iou_mean', None, '', ''),
+    ('recon_scene_chair_iou_mean', 0.6, '>=', ''),
     ('recon_scene_seconds', None, '', 's'),
     ('recon_refined_chair_iou_mean', 0.6, '>=', ''),
     ('recon_refined_height_err_median_pct', None, '', '%'),
