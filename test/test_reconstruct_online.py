@@ -34,7 +34,9 @@ from rrb_ros.core.objects import default_camera
 from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec, PipelineSettings
 from rrb_ros.core.reconstruct import (
     canonical_to_object,
+    CompactOccupancyNetwork,
     ground_plane_from_transform,
+    MirrorAveraged,
     ObjectReconstructor,
     ReconstructSettings,
     view_problem,
@@ -277,6 +279,17 @@ def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path, capsys):
                      str(out), '--camera-info', str(camera), '--camera-height', '1.2',
                      '--refine-iterations', '-1']) == 2
     assert 'refine_iterations' in capsys.readouterr().err
+
+
+def test_mirror_average_wraps_only_networks_trained_here(octa_net):
+    """The shipped network's canonical left-right axis is x; ONet's own is not known."""
+    assert ObjectReconstructor(network=octa_net).load_network() is octa_net
+    shipped = ObjectReconstructor().load_network()
+    assert isinstance(shipped, MirrorAveraged)
+    assert isinstance(shipped.net, CompactOccupancyNetwork)
+    alone = ObjectReconstructor(ReconstructSettings(mirror_average=False)).load_network()
+    assert isinstance(alone, CompactOccupancyNetwork)
+    assert ObjectReconstructor(network=shipped).load_network() is shipped
 
 
 def test_objects_with_meshes_are_not_reconstructed(view):

@@ -81,6 +81,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
                                     'reconstruction; below, the attempts go on'),
     'reconstruction.max_faces': (ReconstructSettings.max_faces, 'Face budget of reconstructed '
                                  'meshes'),
+    'reconstruction.mirror_average': (
+        ReconstructSettings.mirror_average, 'Also reconstruct from the image turned left to '
+        'right and average the two shapes (about +0.02 IoU on held-out chairs, twice the '
+        "decoder's time); networks trained by rrb only, ONet's own weights are used alone"),
     'reconstruction.viewpoint_flip_mass': (
         ReconstructSettings.viewpoint_flip_mass, 'When the viewpoint head gives the fitted yaw '
         'less than this probability, the 180-degree turned pose is fitted too and kept if it '
@@ -180,6 +184,7 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             attempts=int(p['reconstruction.attempts']),
             fallback_iou=float(p['reconstruction.fallback_iou']),
             max_faces=int(p['reconstruction.max_faces']),
+            mirror_average=bool(p['reconstruction.mirror_average']),
             viewpoint_flip_mass=float(p['reconstruction.viewpoint_flip_mass']),
             refine_iterations=int(p['reconstruction.refine_iterations']),
             device=str(p['device'])), fit)

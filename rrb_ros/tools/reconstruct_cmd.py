@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help='coarse MISE grid resolution (default: %(default)s)')
     p.add_argument('--upsampling-steps', type=int, default=2,
                    help='MISE refinement steps (default: %(default)s)')
+    p.add_argument('--no-mirror-average', dest='mirror_average', action='store_false',
+                   help='use the image alone, not also the image turned left to right '
+                        "(ONet's own weights always are)")
     p.add_argument('--refine-iterations', type=int, default=0,
                    help='with --camera-info: steps refining the shape against the mask '
                         '(30 is the benchmarked setting; default: %(default)s = off)')
@@ -87,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--camera-info and --camera-height go together')
     image = read_image_rgb(args.image)
     mask = read_mask(args.mask)
-    from rrb_ros.core.reconstruct import load_network_and_head, preprocess
+    from rrb_ros.core.reconstruct import load_network_and_head, mirror_averaged, preprocess
     preprocess(image, mask)  # validates sizes and an empty mask before the slow load
     t0 = time.perf_counter()
     net, head = load_network_and_head(args.checkpoint, device=args.device)
+    if args.mirror_average:
+        net = mirror_averaged(net)
     t1 = time.perf_counter()
     if args.camera_info is None:
         mesh = net.generate_mesh(preprocess(image, mask, size=net.image_size),
@@ -127,7 +132,7 @@ def _metric(args: argparse.Namespace, net, head, image, mask, out: Path):
         threshold=args.threshold, resolution0=args.resolution0,
         upsampling_steps=args.upsampling_steps, max_faces=args.max_faces or 3000,
         min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1,
-        refine_iterations=args.refine_iterations),
+        mirror_average=args.mirror_average, refine_iterations=args.refine_iterations),
         network=net, viewpoint_head=head)
     result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
     out.with_suffix('.json').write_text(json.dumps({

@@ -20,6 +20,7 @@ from .compact import (
     load_network,
     load_network_and_head,
 )
+from .mirror import mirror_averaged, MirrorAveraged
 from .mise import evaluate_grid, extract_mesh, grid_to_mesh, logit
 from .onet import N_PARAMETERS, OccupancyNetwork, OccupancyNetworkBase, preprocess
 from .online import ObjectReconstructor, Reconstruction, ReconstructSettings, view_problem
@@ -48,6 +49,8 @@ __all__ = [
     'load_network_and_head',
     'load_viewpoint_head',
     'logit',
+    'mirror_averaged',
+    'MirrorAveraged',
     'preprocess',
     'refine_code',
     'RefineSettings',

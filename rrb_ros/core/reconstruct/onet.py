@@ -251,7 +251,15 @@ class OccupancyNetworkBase(nn.Module):
             raise ValueError(f'points must be (B, N, 3), got {_shape(points)}')
         if c.dim() != 2 or c.shape[1] != self.c_dim or c.shape[0] != points.shape[0]:
             raise ValueError(f'c must be (B={points.shape[0]}, {self.c_dim}), got {_shape(c)}')
+        return self._decode(points, c)
+
+    def _decode(self, points: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """`decode` of checked inputs."""
         return self.decoder(points, c)
+
+    def image_code(self, c: torch.Tensor) -> torch.Tensor:
+        """Return the part (B, c_dim') of codes c that a viewpoint head reads: here all of c."""
+        return c
 
     def forward(self, points: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Return occupancy logits (B, N) of points (B, N, 3) given images (B, 3, S, S)."""
