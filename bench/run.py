@@ -168,6 +168,8 @@ def bench_recon(n_chairs: int) -> dict:
     iou_mirror = tr.volumetric_iou(averaging, images, data.parts, data.valid)
     head = load_viewpoint_head()
     viewpoint = evaluate_viewpoint_head(head, tr.encode_all(net, data), data.azimuth)
+    image, mirror = averaging.halves(tr.encode_all(averaging, data))
+    viewpoint_mirror = evaluate_viewpoint_head(head, image, data.azimuth, codes_mirror=mirror)
     others = {}
     for k, kind in enumerate(('stool', 'table', 'sofa')):
         d = tr.build_dataset(3, 1, seed + 1000 * (k + 1), net.image_size, kinds=(kind,))
@@ -262,6 +264,8 @@ def bench_recon(n_chairs: int) -> dict:
         'recon_refined_seconds': float(np.median(refined['seconds'])),
         'viewpoint_chair_median_err_deg': viewpoint['median_error_deg'],
         'viewpoint_chair_front_back_correct': viewpoint['front_back_correct'],
+        'viewpoint_mirror_chair_median_err_deg': viewpoint_mirror['median_error_deg'],
+        'viewpoint_mirror_chair_front_back_correct': viewpoint_mirror['front_back_correct'],
     }
 
 
@@ -309,6 +313,8 @@ TARGETS = [  # key, target, comparison, unit
     ('recon_refined_seconds', None, '', 's'),
     ('viewpoint_chair_median_err_deg', None, '', 'deg'),
     ('viewpoint_chair_front_back_correct', None, '', ''),
+    ('viewpoint_mirror_chair_median_err_deg', None, '', 'deg'),
+    ('viewpoint_mirror_chair_front_back_correct', None, '', ''),
 ]
 
 

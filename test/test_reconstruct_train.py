@@ -445,7 +445,8 @@ def test_mirror_average_sees_the_mirror_image_as_the_mirrored_object():
     p = torch.rand(6, 2000, 3, generator=torch.Generator().manual_seed(0)) - 0.5
     with torch.no_grad(), both.evaluating():
         c, c_mirror = both.encode(x), both.encode(torch.flip(x, dims=[3]))
-        assert torch.equal(both.image_code(c), net.encode(x))
+        assert torch.equal(both.halves(c)[0], net.encode(x))
+        assert torch.equal(both.halves(c)[1], net.encode(torch.flip(x, dims=[3])))
         # the mirror image shows the object mirrored in canonical x
         mirrored = p * torch.tensor([-1.0, 1.0, 1.0])
         assert torch.allclose(both.decode(p, c), both.decode(mirrored, c_mirror), atol=1e-4)
@@ -467,3 +468,11 @@ def test_shipped_viewpoint_head_tells_front_from_back():
     figures = vp.evaluate_viewpoint_head(head, tr.encode_all(net, data), data.azimuth)
     # an untrained head: about 90 deg and 50 %
     assert figures['median_error_deg'] < 25 and figures['front_back_correct'] >= 0.8, figures
+    # the mirror images' codes: their azimuths are pi - a
+    both = MirrorAveraged(net)
+    image, mirror = both.halves(tr.encode_all(both, data))
+    flipped = vp.evaluate_viewpoint_head(head, mirror, np.pi - data.azimuth)
+    assert flipped['median_error_deg'] < 25 and flipped['front_back_correct'] >= 0.8, flipped
+    averaged = vp.evaluate_viewpoint_head(head, image, data.azimuth, codes_mirror=mirror)
+    assert averaged['median_error_deg'] < 25, averaged
+    assert averaged['front_back_correct'] >= figures['front_back_correct'], averaged

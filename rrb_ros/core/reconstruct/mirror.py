@@ -19,7 +19,8 @@ network's canonical frame, `shapes.py`, keeps +y up and the front along z). So t
 image's shape, mirrored back in x, is a second estimate of the same object from a view the
 network never had: averaging the two occupancy logits is a test-time ensemble, and assumes no
 symmetry of the object. On held-out procedural chairs it raises the shipped network's IoU by
-about 0.02 (see the README), for twice the decoder's time.
+about 0.02 (see the README), for twice the decoder's time. The viewpoint head reads both
+codes too (`ViewpointHead.probabilities`): the mirror image is seen from azimuth pi - a.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from .onet import OccupancyNetworkBase
 class MirrorAveraged(OccupancyNetworkBase):
     """An occupancy network whose shapes average the image's and its mirror image's.
 
-    Its code is the two codes side by side (c_dim twice the wrapped network's): the image's
-    first (`image_code` returns it, for heads that read the wrapped network's codes), then the
-    mirror image's. `decode` evaluates both halves in one batch, the second at points mirrored
-    in x, and averages the logits. Everything else (`code_mesh`, refinement, IoUs) works on it
-    as on any occupancy network. For weights whose canonical left-right axis is not x it would
-    average two different objects: `mirror_averaged` wraps only the networks trained here.
+    Its code is the two codes side by side (c_dim twice the wrapped network's): the image's,
+    then the mirror image's (`halves` splits them, for the viewpoint head). `decode` evaluates
+    both halves in one batch, the second at points mirrored in x, and averages the logits.
+    Everything else (`code_mesh`, refinement, IoUs) works on it as on any occupancy network.
+    For weights whose canonical left-right axis is not x it would average two different
+    objects: `mirror_averaged` wraps only the networks trained here.
     """
 
     def __init__(self, net: OccupancyNetworkBase) -> None:
@@ -62,10 +63,9 @@ class MirrorAveraged(OccupancyNetworkBase):
         logits = self.net.decode(torch.cat([points, mirrored]), torch.cat([c[:, :d], c[:, d:]]))
         return 0.5 * (logits[:b] + logits[b:])
 
-    def image_code(self, c: torch.Tensor) -> torch.Tensor:
-        """Return the wrapped network's code of the image as seen (B, c_dim) from c."""
-        return c[:, :self.net.c_dim]
-
+    def halves(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the wrapped network's codes (B, c_dim) of the image and of its mirror image."""
+        return c[:, :self.net.c_dim], c[:, self.net.c_dim:]
 
 def mirror_averaged(net: OccupancyNetworkBase) -> OccupancyNetworkBase:
     """Return net in a `MirrorAveraged` when its canonical left-right axis is known to be x.

@@ -257,9 +257,12 @@ class OccupancyNetworkBase(nn.Module):
         """`decode` of checked inputs."""
         return self.decoder(points, c)
 
-    def image_code(self, c: torch.Tensor) -> torch.Tensor:
-        """Return the part (B, c_dim') of codes c that a viewpoint head reads: here all of c."""
-        return c
+    def halves(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the codes of the image and of its mirror image in c: here (c, None).
+
+        `MirrorAveraged` codes hold both; a viewpoint head reads them this way.
+        """
+        return c, None
 
     def forward(self, points: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """Return occupancy logits (B, N) of points (B, N, 3) given images (B, 3, S, S)."""

@@ -196,7 +196,7 @@ class ObjectReconstructor:
         s = self.settings
         if self._head is None or s.viewpoint_flip_mass <= 0:
             return fit, ''
-        p = self._head.probabilities(self._net.image_code(c))[0]
+        p = self._head.probabilities(*self._net.halves(c))[0]
         mass = half_circle_mass(p, self._head.centres().numpy(), camera_azimuth(fit.T_cam_obj))
         if mass >= s.viewpoint_flip_mass:
             return fit, f'viewpoint head agrees ({mass:.2f} of its probability)'

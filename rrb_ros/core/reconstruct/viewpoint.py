@@ -61,15 +61,27 @@ class ViewpointHead(nn.Module):
         """Logits (B, bins) of codes c (B, c_dim)."""
         return self.mlp((c - self.mean) / self.std)
 
-    def probabilities(self, c: torch.Tensor) -> np.ndarray:
-        """Azimuth class probabilities (B, bins) of codes c (B, c_dim), no gradients."""
+    def probabilities(self, c: torch.Tensor, c_mirror: torch.Tensor | None = None
+                      ) -> np.ndarray:
+        """Azimuth class probabilities (B, bins) of codes c (B, c_dim), no gradients.
+
+        `c_mirror`: codes of the same images turned left to right (`MirrorAveraged.halves`).
+        Such an image shows the object mirrored in x, seen from azimuth pi - a instead of a; its
+        distribution, mapped back, is averaged with c's.
+        """
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                return torch.softmax(self(c.to(self.mean.device).float()), 1).cpu().numpy()
+                p = torch.softmax(self(c.to(self.mean.device).float()), 1).cpu().numpy()
+                if c_mirror is None:
+                    return p
+                q = torch.softmax(self(c_mirror.to(self.mean.device).float()), 1).cpu().numpy()
         finally:
             self.train(was_training)
+        centres = self.centres().numpy()
+        back = np.argmin(angular_error(centres[None, :], np.pi - centres[:, None]), axis=1)
+        return 0.5 * (p + q[:, back])
 
     def checkpoint(self) -> dict[str, Any]:
         """Return the dict stored under 'viewpoint' in a compact checkpoint."""
@@ -169,15 +181,17 @@ def train_viewpoint_head(codes: torch.Tensor, azimuths: np.ndarray,
     return head.eval()
 
 
-def evaluate_viewpoint_head(head: ViewpointHead, codes: torch.Tensor, azimuths: np.ndarray
-                            ) -> dict[str, float]:
+def evaluate_viewpoint_head(head: ViewpointHead, codes: torch.Tensor, azimuths: np.ndarray,
+                            codes_mirror: torch.Tensor | None = None) -> dict[str, float]:
     """Return the head's held-out figures on codes of views with known azimuths.
+
+    `codes_mirror`, codes of the views turned left to right, are averaged in (`probabilities`).
 
     Median azimuth error (deg) of the most likely class, the share within 30 deg, and how often
     the true azimuth's half circle gets more than half (front told from back) or less than a
     quarter of the probability (confidently wrong).
     """
-    p = head.probabilities(codes)
+    p = head.probabilities(codes, codes_mirror)
     centres = head.centres().numpy()
     err = np.rad2deg(angular_error(centres[p.argmax(1)], azimuths))
     mass = np.array([half_circle_mass(pi, centres, a) for pi, a in zip(p, azimuths)])
