@@ -465,6 +465,20 @@ def test_reconstruct_cli_end_to_end(octahedron_checkpoint, image_files, tmp_path
     assert mesh.volume == pytest.approx(4 / 3 * 0.4 ** 3, rel=0.1)
 
 
+def test_reconstruct_cli_mirror_average(image_files, tmp_path, capsys):
+    """The shipped network averages the mirror image's shape unless told not to."""
+    img, mask = image_files
+    volumes = {}
+    for extra in ([], ['--no-mirror-average']):
+        out = tmp_path / f'mesh{len(extra)}.obj'
+        assert cli.main(['reconstruct', '--image', str(img), '--mask', str(mask), '--out',
+                         str(out), '--resolution0', '16', '--upsampling-steps', '1',
+                         *extra]) == 0, capsys.readouterr().err
+        volumes[len(extra)] = trimesh.load(out, force='mesh').volume
+    assert volumes[0] > 0 and volumes[1] > 0
+    assert volumes[0] != pytest.approx(volumes[1], rel=1e-3)
+
+
 def test_reconstruct_cli_bad_inputs(checkpoint, image_files, tmp_path, capsys):
     img, mask = image_files
     out = str(tmp_path / 'out.obj')

@@ -67,6 +67,7 @@ class MirrorAveraged(OccupancyNetworkBase):
         """Return the wrapped network's codes (B, c_dim) of the image and of its mirror image."""
         return c[:, :self.net.c_dim], c[:, self.net.c_dim:]
 
+
 def mirror_averaged(net: OccupancyNetworkBase) -> OccupancyNetworkBase:
     """Return net in a `MirrorAveraged` when its canonical left-right axis is known to be x.
 
