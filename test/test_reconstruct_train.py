@@ -229,6 +229,10 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert report['config']['iterations'] == 3
     assert len(np.loadtxt(out / 'loss.txt')) == 3
     assert '| chair |' in (out / 'MODEL_CARD.md').read_text()
+    # and the mirror-averaged ensemble reconstruction runs by default
+    chair = report['held_out']['chair']
+    assert 0 <= chair['mirror_iou_mean'] <= 1 and 'mirror-averaged IoU mean' in proc.stdout
+    assert '| mirror-averaged IoU mean | median |' in (out / 'MODEL_CARD.md').read_text()
     first = load_network(out / 'recon.pt')
     assert isinstance(first, CompactOccupancyNetwork)
     # the surface threshold is calibrated on validation shapes, stored and reported
@@ -439,6 +443,11 @@ def test_mirror_average_sees_the_mirror_image_as_the_mirrored_object():
     assert not both.training and both.c_dim == 2 * net.c_dim and both.threshold == net.threshold
     with pytest.raises(ValueError, match='already'):
         MirrorAveraged(both)
+    shipped = net.threshold  # one surface level: calibrating the ensemble sets the network's
+    both.threshold = 0.4
+    assert net.threshold == 0.4
+    net.threshold = shipped
+    assert both.threshold == shipped
     data = tr.build_dataset(6, 1, seed=tr.EVAL_SEED_OFFSET + 50_000, image_size=net.image_size,
                             kinds=('chair',))
     x = tr.images_tensor(data.images)

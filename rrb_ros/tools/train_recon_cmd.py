@@ -144,5 +144,7 @@ def print_held_out(report: dict) -> None:
         print(f"surface threshold {t['value']:.2f} (validation IoU {max(t['iou']):.3f} on "
               f"{t['shapes']} shapes)")
     for kind, v in report['held_out'].items():
+        mirror = (f", mirror-averaged IoU mean {v['mirror_iou_mean']:.3f}"
+                  if 'mirror_iou_mean' in v else '')
         print(f"{kind:6s}: held-out IoU mean {v['iou_mean']:.3f} median {v['iou_median']:.3f}, "
-              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}")
+              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}{mirror}")

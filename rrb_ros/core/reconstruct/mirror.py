@@ -48,8 +48,16 @@ class MirrorAveraged(OccupancyNetworkBase):
         self.net = net
         self.image_size = net.image_size
         self.c_dim = 2 * net.c_dim
-        self.threshold = net.threshold
         self.train(net.training)  # a new module is in training mode: take the network's
+
+    @property
+    def threshold(self) -> float:
+        """The wrapped network's surface level; setting it sets the wrapped network's."""
+        return self.net.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.net.threshold = value
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Return codes (B, 2 c_dim): images (B, 3, S, S) and the same turned left to right."""
