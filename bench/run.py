@@ -237,6 +237,7 @@ def bench_recon(n_chairs: int) -> dict:
                                           data.valid[i:i + 1])[0])
             out['seconds'].append(r.seconds)
     plain, refined = scene['plain'], scene['refined']
+    views = bench_views(net, head, data, n_scene, camera, height)
     return {
         'recon_seconds_per_image': float(np.median(times)),
         'recon_seconds_per_image_single': float(np.median(times_single)),
@@ -262,10 +263,63 @@ def bench_recon(n_chairs: int) -> dict:
         'recon_refined_height_err_median_pct': 100 * float(np.median(refined['scale_err'])),
         'recon_refined_pose_rot_err_median_deg': float(np.median(refined['rot_err'])),
         'recon_refined_seconds': float(np.median(refined['seconds'])),
+        **views,
         'viewpoint_chair_median_err_deg': viewpoint['median_error_deg'],
         'viewpoint_chair_front_back_correct': viewpoint['front_back_correct'],
         'viewpoint_mirror_chair_median_err_deg': viewpoint_mirror['median_error_deg'],
         'viewpoint_mirror_chair_front_back_correct': viewpoint_mirror['front_back_correct'],
+    }
+
+
+def bench_views(net, head, data, n_scene: int, camera, height: float, frames: int = 13,
+                step_deg: float = 10.0) -> dict:
+    """Reconstruct the same chairs by the pipeline while the camera moves round them.
+
+    Each chair: `frames` frames `step_deg` apart on the circle of the single views above
+    (starting there), tracked; good views 0.5 rad apart are averaged into the shape
+    (`reconstruction.views`, 4). IoU of the first view's shape and of the final one.
+    """
+    from rrb_ros.core.pipeline import Frame, FramePipeline, ObjectSpec
+    from rrb_ros.core.reconstruct import (
+        ground_plane_from_height,
+        ObjectReconstructor,
+        ReconstructSettings,
+    )
+    from rrb_ros.core.reconstruct import train as tr
+    from rrb_ros.core.synth import look_at, render_frame, Scene, SceneObject
+    first, last, views, seconds, height_err = [], [], [], [], []
+    for i in range(n_scene):
+        mesh = data.shapes[i].mesh()
+        rec = ObjectReconstructor(ReconstructSettings(attempts=1), FitSettings(), network=net,
+                                  viewpoint_head=head)
+        pipeline = FramePipeline([ObjectSpec('c', 1, None)], reconstructor=rec)
+        made = []
+        for k in range(frames):
+            a = 0.7 + i + np.deg2rad(step_deg) * k
+            T_wc = look_at([2.2 * np.cos(a), 2.2 * np.sin(a), height], [0, 0, 0.35])
+            rgb, labels = render_frame(Scene([SceneObject('c', 1, mesh, np.eye(4))]), camera,
+                                       T_wc)
+            ground = ground_plane_from_height(height, float(np.arcsin(-T_wc[2, 2])))
+            made += pipeline.process(Frame(k, 'camera', camera, labels, rgb,
+                                           ground)).reconstructions
+        if not made:
+            first.append(0.0)
+            last.append(0.0)
+            continue
+        first.append(tr.code_iou(rec.load_network(), [made[0].code], data.parts[i:i + 1],
+                                 data.valid[i:i + 1])[0])
+        last.append(tr.code_iou(rec.load_network(), [made[-1].code], data.parts[i:i + 1],
+                                data.valid[i:i + 1])[0])
+        views.append(made[-1].views)
+        seconds.append(sum(r.seconds for r in made[1:]))
+        height_err.append(abs(made[-1].mesh.extents[2] / mesh.extents[2] - 1))
+    return {
+        'recon_views_first_chair_iou_mean': float(np.mean(first)),
+        'recon_views_chair_iou_mean': float(np.mean(last)),
+        'recon_views_gain': float(np.mean(last) - np.mean(first)),
+        'recon_views_count_mean': float(np.mean(views)),
+        'recon_views_seconds': float(np.median(seconds)),
+        'recon_views_height_err_median_pct': 100 * float(np.median(height_err)),
     }
 
 
@@ -311,6 +365,12 @@ TARGETS = [  # key, target, comparison, unit
     ('recon_refined_height_err_median_pct', None, '', '%'),
     ('recon_refined_pose_rot_err_median_deg', None, '', 'deg'),
     ('recon_refined_seconds', None, '', 's'),
+    ('recon_views_first_chair_iou_mean', None, '', ''),
+    ('recon_views_chair_iou_mean', 0.6, '>=', ''),
+    ('recon_views_gain', None, '', ''),
+    ('recon_views_count_mean', None, '', ''),
+    ('recon_views_seconds', None, '', 's'),
+    ('recon_views_height_err_median_pct', 5.0, '<=', '%'),
     ('viewpoint_chair_median_err_deg', None, '', 'deg'),
     ('viewpoint_chair_front_back_correct', None, '', ''),
     ('viewpoint_mirror_chair_median_err_deg', None, '', 'deg'),

@@ -42,6 +42,7 @@ from rrb_ros.core.reconstruct import (
     view_problem,
     ViewpointHead,
 )
+from rrb_ros.core.reconstruct.onet import preprocess
 from rrb_ros.core.render import hard_silhouette
 
 RADIUS = 0.4  # canonical octahedron |x| + |y| + |z| <= 0.4: 0.8 units tall
@@ -63,12 +64,17 @@ def _octahedron(height):
 @pytest.fixture(scope='module')
 def view():
     """Return a view from 1.2 m above the floor, pitched down 0.35 rad, the object 2.4 m ahead."""
+    return _view()
+
+
+def _view(turn: float = 0.0) -> dict:
+    """Return the `view` with the object turned by `turn` (rad) about its vertical axis."""
     pitch = 0.35
     c, s = np.cos(pitch), np.sin(pitch)
     forward, down = np.array([c, 0, -s]), np.array([-s, 0, -c])
     T_base_cam = make_T(np.column_stack([np.cross(down, forward), down, forward]),
                         [0.0, 0.0, 1.2])
-    T_base_obj = make_T(from_rotvec([0, 0, 0.3]), [2.4, 0.25, 0.0])
+    T_base_obj = make_T(from_rotvec([0, 0, 0.3 + turn]), [2.4, 0.25, 0.0])
     T = invert_T(T_base_cam) @ T_base_obj
     mesh = _octahedron(TRUE_HEIGHT)
     camera = default_camera()
@@ -223,6 +229,80 @@ def test_pipeline_reconstructs_then_tracks(octa_net, view, tmp_path):
     assert len(r4.reconstructions) == 1 and (tmp_path / 'octa.obj').exists()
 
 
+def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view, tmp_path):
+    """add_view: the codes of views 0.6 rad apart are averaged, the object frame is kept."""
+    settings = {'min_pixels': 500, 'views': 3, 'view_min_angle': 0.5, 'view_iou_margin': 0.02}
+    r = _reconstructor(octa_net, tmp_path, **settings)
+    rec = r.reconstruct('octa', view['image'], view['labels'], 1, view['camera'],
+                        view['ground'])
+    assert rec.views == 1 and rec.T_obj_can is not None
+    json_views = __import__('json').loads((tmp_path / 'octa.json').read_text())['views']
+    assert len(json_views['codes']) == 1
+    args = (view['camera'], view['ground'])
+
+    def turned(turn, T_shift=np.eye(4)):  # the object turned; its pose in rec's frame
+        other = _view(turn)
+        T = T_shift @ rec.T_cam_obj @ make_T(from_rotvec([0, 0, turn]), [0, 0, 0])
+        return other['image'], other['labels'], 1, *args, T
+
+    # the same direction again: nothing to add
+    assert r.add_view('octa', view['image'], view['labels'], 1, *args, rec.T_cam_obj) is None
+    added = r.add_view('octa', *turned(0.6))
+    assert added.views == 2 and np.array_equal(added.T_cam_obj, turned(0.6)[-1])
+    x = torch.cat([preprocess(v['image'], v['labels'] == 1) for v in (view, _view(0.6))])
+    with torch.no_grad():
+        codes = octa_net.encode(x).numpy()
+    np.testing.assert_allclose(added.code, codes.mean(0), atol=1e-5)
+    assert not np.allclose(codes[0], codes[1], atol=1e-3)  # two views, two codes
+    # the octahedron's shape does not depend on the code: the same mesh in the same frame
+    np.testing.assert_allclose(added.mesh.extents, rec.mesh.extents, rtol=0.05)
+    np.testing.assert_allclose(added.mesh.vertices.min(0), rec.mesh.vertices.min(0),
+                               atol=0.02)
+    assert added.iou > 0.9 and added.scale == pytest.approx(rec.scale, rel=0.05)
+    # a view whose tracked pose is 0.3 m off would move the shape off the earlier views' masks
+    with pytest.raises(ValueError, match='matches the masks of 3 views with mean IoU'):
+        r.add_view('octa', *turned(1.2, make_T(np.eye(3), [0.3, 0, 0])))
+    assert r.add_view('octa', *turned(1.2)) is None  # that direction is not tried again
+    # the cache keeps the views: after a restart, more may join, up to `views`
+    again = _reconstructor(octa_net, tmp_path, **settings)
+    assert again.cached('octa').views == 2
+    assert again.add_view('octa', *turned(-0.6)).views == 3
+    assert again.add_view('octa', *turned(-1.2)) is None
+    again.forget('octa')
+    again.settings.views = 4
+    assert again.add_view('octa', *turned(-1.2)) is None
+    # a network that makes codes of another size: the stored views are dropped
+    r.settings.views = 4
+    r._views['octa'].codes = [c[:10] for c in r._views['octa'].codes]
+    with pytest.raises(ValueError, match='codes of another network'):
+        r.add_view('octa', *turned(-0.6))
+    assert r.add_view('octa', *turned(-1.2)) is None
+    for bad in ({'views': 0}, {'view_min_angle': -0.1}, {'view_iou_margin': -1}):
+        with pytest.raises(ValueError, match='views >= 1'):
+            _reconstructor(octa_net, **bad)
+
+
+def test_pipeline_adds_views_of_tracked_objects(octa_net, view):
+    """A tracked reconstructed object seen from 0.6 rad further round takes the view.
+
+    The pose stays in the object frame and tracking goes on.
+    """
+    pipeline = FramePipeline([ObjectSpec('octa', 1, None)], reconstructor=_reconstructor(
+        octa_net, min_pixels=500, view_min_angle=0.5, view_iou_margin=0.02))
+    frames = [Frame(k, 'cam', v['camera'], v['labels'], v['image'], v['ground'])
+              for k, v in enumerate([view, _view(0.3), _view(0.6)])]
+    r = [pipeline.process(f) for f in frames]
+    assert [len(x.reconstructions) for x in r] == [1, 0, 1] and all(x.poses for x in r)
+    added = r[2].reconstructions[0]
+    assert added.views == 2 and np.array_equal(r[2].poses[0].T_cam_obj, added.T_cam_obj)
+    assert r[2].poses[0].iou == added.iou and pipeline.fitter('octa').mesh is added.mesh
+    # the pose turned with the object: the frame did not change with the shape
+    turn = invert_T(r[0].poses[0].T_cam_obj) @ added.T_cam_obj
+    assert abs(rotation_angle(turn[:3, :3], from_rotvec([0, 0, 0.6]))) < 0.05
+    r3 = pipeline.process(dataclasses.replace(frames[2], stamp_ns=3))
+    assert r3.poses and r3.poses[0].warm_started and not r3.reconstructions
+
+
 def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
     """No view reaches min_iou: the best of `attempts` views is kept and this frame is fitted."""
     reconstructor = _reconstructor(octa_net, tmp_path, min_pixels=500, min_iou=1.0,
@@ -310,11 +390,13 @@ def test_node_parameters_build_the_reconstructor(octa_net, tmp_path):
     import torch
     torch.save({'model': octa_net.state_dict()}, tmp_path / 'octa.pt')
     params.update({'reconstruction.network': 'octa.pt', 'reconstruction.min_iou': 0.9,
-                   'reconstruction.refine_iterations': 7})
+                   'reconstruction.refine_iterations': 7, 'reconstruction.views': 2,
+                   'reconstruction.view_min_angle': 1})
     pipeline = build_pipeline(params, base_dir=tmp_path, default_cache=False)
     r = pipeline.reconstructor
     assert r.settings.network == str(tmp_path / 'octa.pt') and r.settings.min_iou == 0.9
     assert r.settings.refine_iterations == 7
+    assert r.settings.views == 2 and r.settings.view_min_angle == 1.0
     assert r.settings.cache_dir == '' and pipeline.reconstructed == {'octa'}
     assert build_pipeline(params, base_dir=tmp_path).reconstructor.settings.cache_dir == \
         default_cache_dir()

@@ -93,6 +93,13 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         ReconstructSettings.refine_iterations, 'Gradient steps refining the reconstructed '
         "shape's code and pose until its silhouette matches the mask (about 0.5 s each on a "
         '2-core CPU; 30 is the benchmarked setting, see the README); 0 = off'),
+    'reconstruction.views': (
+        ReconstructSettings.views, "Most views whose shape codes are averaged into a "
+        "reconstructed object's shape: after the first, good views of the tracked object from "
+        'other directions join, each costing about one reconstruction; 1 = the first view only'),
+    'reconstruction.view_min_angle': (
+        ReconstructSettings.view_min_angle, 'Least angle (rad) between the directions, in the '
+        'object frame, from which two views of one shape see the object'),
 }
 
 
@@ -187,6 +194,8 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             mirror_average=bool(p['reconstruction.mirror_average']),
             viewpoint_flip_mass=float(p['reconstruction.viewpoint_flip_mass']),
             refine_iterations=int(p['reconstruction.refine_iterations']),
+            views=int(p['reconstruction.views']),
+            view_min_angle=float(p['reconstruction.view_min_angle']),
             device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(

@@ -18,12 +18,14 @@ Shared by the ROS node and the offline tools, so that a bag replayed through `rr
 what the node gives live. It keeps the tracking state: the last accepted pose of each object
 warm-starts the next frame; an object whose fit falls below `min_iou` is re-initialised.
 Objects without a mesh are reconstructed from their first good view when the pipeline has an
-`ObjectReconstructor` and the frame carries the image and the ground plane.
+`ObjectReconstructor` and the frame carries the image and the ground plane; while they are
+tracked, good views from other directions are averaged into their shape
+(`ObjectReconstructor.add_view`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import time
 
 import numpy as np
@@ -109,6 +111,8 @@ class FrameResult:
     seconds: float
     reconstructions: tuple[Reconstruction, ...] = ()
     """Objects that got a mesh in this frame (reconstructed, with their pose in `poses`)."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Object name -> what else happened to it (a view not added to its shape)."""
 
 
 class FramePipeline:
@@ -152,6 +156,8 @@ class FramePipeline:
 
     def _accept_reconstruction_fit(self, rec: Reconstruction) -> None:
         own = rec.iou - self.settings.reconstruction_slack
+        if rec.views > 1:  # a shape of several views fits each a little less than its own
+            own = min(own, self.min_iou(rec.name))
         if own < self.settings.min_iou:  # NaN (fit unknown) compares False: the default
             self._min_iou[rec.name] = own
         else:
@@ -208,10 +214,11 @@ class FramePipeline:
         if frame.image is not None and frame.image.shape[:2] != mask.shape:
             raise ValueError(f'image is {frame.image.shape[1]}x{frame.image.shape[0]} but the '
                              f'mask is {mask.shape[1]}x{mask.shape[0]}')
-        poses, rejected, recs = [], {}, []
+        poses, rejected, recs, notes = [], {}, [], {}
         labelled = mask != 0
         for obj in self.objects:
             fitter = self._fitters.get(obj.name)
+            made_now = fitter is None  # its shape comes from this frame: no view to add
             obj_mask = mask == obj.label
             n = int(np.count_nonzero(obj_mask))
             if fitter is None:
@@ -241,10 +248,33 @@ class FramePipeline:
                 self._last.pop(obj.name, None)
                 continue
             self._last[obj.name] = res.T_cam_obj
-            poses.append(ObjectPose(obj.name, obj.label, res.T_cam_obj, res.iou,
-                                    res.iterations, res.seconds, start is not None))
+            pose = ObjectPose(obj.name, obj.label, res.T_cam_obj, res.iou, res.iterations,
+                              res.seconds, start is not None)
+            rec = None if made_now else self._add_view(obj, frame, pose, notes)
+            if rec is not None:
+                recs.append(rec)
+                pose = replace(pose, iou=rec.iou)  # same pose, the new mesh
+            poses.append(pose)
         return FrameResult(frame.stamp_ns, frame.frame_id, tuple(poses), rejected,
-                           time.perf_counter() - t0, tuple(recs))
+                           time.perf_counter() - t0, tuple(recs), notes)
+
+    def _add_view(self, obj: ObjectSpec, frame: Frame, pose: ObjectPose,
+                  notes: dict[str, str]) -> Reconstruction | None:
+        """Offer a tracked reconstructed object's view to its shape; the new shape, if any."""
+        if (self.reconstructor is None or obj.name not in self.reconstructed
+                or frame.image is None or frame.ground is None):
+            return None
+        try:
+            rec = self.reconstructor.add_view(obj.name, frame.image, frame.mask, obj.label,
+                                              frame.camera, frame.ground, pose.T_cam_obj)
+        except ValueError as exc:
+            notes[obj.name] = f'view not added to the shape: {exc}'
+            return None
+        if rec is not None:  # in the same object frame: tracking goes on from this pose
+            self.set_mesh(obj.name, rec.mesh)
+            self._last[obj.name] = rec.T_cam_obj
+            self._accept_reconstruction_fit(rec)
+        return rec
 
     def _reconstruct(self, obj: ObjectSpec, frame: Frame, n_pixels: int,
                      rejected: dict[str, str]) -> Reconstruction | None:

@@ -72,15 +72,19 @@ class PoseNode(Node):
         if p['warn_period'] < 0:
             raise ValueError(f"warn_period must be >= 0, got {p['warn_period']}")
         self.pipeline = build_pipeline(p)
-        cached = {rec.name: rec.source for rec in self.pipeline.cached}
+        cached = {rec.name: rec for rec in self.pipeline.cached}
+        views = int(p['reconstruction.views'])
+        more = (f', then up to {views} views from other directions averaged in' if views > 1
+                else '')
         for obj in self.pipeline.objects:
             source = (p[f'objects.{obj.name}.mesh'] if obj.name not in self.pipeline.reconstructed
-                      else f'the reconstruction cache {cached[obj.name]}'
+                      else f'the reconstruction cache {cached[obj.name].source} '
+                           f'({cached[obj.name].views} views)'
                       if obj.name in cached else None)
             self.get_logger().info(
                 f'object {obj.name}: label {obj.label}, ' + (
                     f'{len(obj.mesh.faces)} faces from {source}' if source else
-                    'no mesh: reconstructed from its first good view'))
+                    f'no mesh: reconstructed from its first good view{more}'))
             if obj.mesh is not None and (warning := unit_warning(obj.mesh, obj.name)):
                 self.get_logger().warn(warning)
         self._setup_ground(p, use_image=bool(p['use_image']))
@@ -277,12 +281,16 @@ class PoseNode(Node):
                 self._warn(f"{name}: {re.sub(r'[0-9.]+', '#', why)}", f'{name}: {why}')
             else:
                 self.get_logger().debug(f'{name}: no pose ({why})')
+        for name, note in result.notes.items():
+            self.get_logger().info(f'{name}: {note}')
         for rec in result.reconstructions:
+            made = 'reconstructed' if rec.views <= 1 else f'shape made of {rec.views} views'
             self.get_logger().info(
-                f'{rec.name}: reconstructed in {rec.seconds:.1f} s, {len(rec.mesh.faces)} '
+                f'{rec.name}: {made} in {rec.seconds:.1f} s, {len(rec.mesh.faces)} '
                 f'faces, {rec.mesh.extents.round(2).tolist()} m (scale {rec.scale:.3f}), '
                 f'fit IoU {rec.iou:.3f}' + ''.join(f'; {note}' for note in
-                                                    (rec.viewpoint, rec.refinement) if note))
+                                                    (rec.viewpoint, rec.refinement, rec.fusion)
+                                                    if note))
         for pose in result.poses:
             self.get_logger().debug(f'{pose.name}: IoU {pose.iou:.3f}, {pose.iterations} '
                                     f'steps, {pose.seconds * 1e3:.0f} ms')

@@ -145,7 +145,9 @@ def reconstruct_and_track(scene: Path, out: Path) -> dict:
         true_h = float(truth[name].extents[2])
         report[name] = dict(rec, true_height_m=true_h, height_m=rec['extents_m'][2],
                             height_err_pct=100 * (rec['extents_m'][2] / true_h - 1))
-        print(f"  {name}: reconstructed in {rec['seconds']:.1f} s, height "
+        views = (f", {rec['views']} views averaged ({rec['views_seconds']:.1f} s)"
+                 if rec['views'] > 1 else '')
+        print(f"  {name}: reconstructed in {rec['seconds']:.1f} s{views}, height "
               f"{rec['extents_m'][2]:.3f} m (true {true_h:.3f} m, "
               f"{report[name]['height_err_pct']:+.1f} %)")
     if not report:

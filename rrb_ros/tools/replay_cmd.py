@@ -211,10 +211,16 @@ def _run(reader, writer, topics, streams, sync, pipeline, outputs, ns, ground, r
             if result.reconstructions:
                 write(f'{ns}/reconstructions', outputs.reconstructions(), timestamp)
             for rec in result.reconstructions:
-                reconstructed[rec.name] = {
-                    'stamp_ns': result.stamp_ns, 'seconds': rec.seconds, 'scale': rec.scale,
-                    'iou': rec.iou, 'faces': len(rec.mesh.faces),
-                    'extents_m': rec.mesh.extents.tolist()}
+                # when and how fast the object was first reconstructed; its latest shape
+                entry = reconstructed.get(rec.name) if rec.views > 1 else None
+                if entry is None:
+                    entry = reconstructed[rec.name] = {'stamp_ns': result.stamp_ns,
+                                                       'seconds': rec.seconds,
+                                                       'views_seconds': 0.0}
+                else:
+                    entry['views_seconds'] += rec.seconds
+                entry.update(scale=rec.scale, iou=rec.iou, faces=len(rec.mesh.faces),
+                             extents_m=rec.mesh.extents.tolist(), views=rec.views)
         pct = 100 * seen // max(total, 1) // step * step
         if pct != shown:
             shown = pct

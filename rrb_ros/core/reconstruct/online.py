@@ -19,6 +19,12 @@ occupancy network turns the masked image into a mesh (canonical frame, up to sca
 is put in the rrb object frame (+z up, standing on z = 0), its pose is fitted to the mask from
 scratch, and the ground plane gives mesh and pose their metric scale (`scale_to_ground`).
 Meshes are cached on disk per object name, so a restart does not reconstruct again.
+
+`ObjectReconstructor.add_view` lets later views of a tracked object improve its shape: the
+network's codes live in the object's canonical frame, whatever the viewpoint, so the codes of
+views from different directions can be averaged into one code. The mesh of the mean code is
+refitted in the view just added and put in the object frame the object is already tracked in
+(tracking goes on, and what was published about the object keeps its frame).
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ import numpy as np
 import torch
 
 from ..camera import PinholeCamera
+from ..egomotion import fuse_poses
 from ..fit import FitSettings, PoseFitter
 from ..init import upright_rotations
 from ..mesh import load_mesh, Mesh, MeshError
+from ..render import opencv_silhouette
 from .mirror import mirror_averaged, MirrorAveraged
 from .onet import preprocess
 from .refine import refine_code, RefineSettings
@@ -89,6 +97,19 @@ class ReconstructSettings:
     it fit other views worse, and a wrongly fitted pose bends the shape (see the README)."""
     refine_iou_margin: float = 0.02
     """The refined shape is kept unless its refitted silhouette IoU is this much lower."""
+    views: int = 4
+    """Most views whose shape codes are averaged into an object's shape (1: the first view
+    only). After the first, a view is added while the object is tracked (`add_view`) when it
+    is a good view seen from at least `view_min_angle` away from every view already in."""
+    view_min_angle: float = 0.5
+    """Least angle (rad) between the directions, in the object frame, from which the object
+    is seen in two views of its shape."""
+    view_iou_margin: float = 0.1
+    """The shape with a view added is kept unless its silhouettes match the masks of the views
+    it is made of (this one included) by this much less mean IoU than the shape before. A
+    guard against a view whose tracked pose is wrong, not a measure of shape: one view's shape
+    fits its own view best, so a shape of more views, better in 3D, usually matches the views
+    seen a little worse (0.03-0.09 on held-out chairs)."""
     device: str = 'cpu'
 
 
@@ -114,7 +135,110 @@ class Reconstruction:
     """What the shape refinement did ('' when it was off)."""
     code: np.ndarray | None = None
     """(c_dim,) shape code the mesh was extracted from, of `ObjectReconstructor.load_network()`'s
-    network (None from the cache)."""
+    network (None from the cache); with several views, their mean."""
+    views: int = 1
+    """How many views' codes were averaged into the shape (0 from a cache without them)."""
+    fusion: str = ''
+    """What adding the last view did ('' for the first view)."""
+    T_obj_can: np.ndarray | None = None
+    """4x4 similarity from the network's canonical frame to the object frame (metres)."""
+
+
+@dataclass(frozen=True)
+class _Silhouette:
+    """A view's mask and the object's pose in it, to score shapes in that view."""
+
+    camera: PinholeCamera
+    mask: np.ndarray
+    """(H, W) bool: the object's pixels."""
+    ignore: np.ndarray | None
+    """(H, W) bool: other objects' pixels, which may hide it (None: there are none)."""
+    T_cam_obj: np.ndarray
+    ground: tuple[np.ndarray, float]
+    """The floor plane in the camera frame (`reconstruct`)."""
+
+    def iou(self, mesh: Mesh) -> float:
+        """Return the silhouette IoU of `mesh` (object frame) at the view's pose."""
+        T = self.T_cam_obj
+        drawn = opencv_silhouette(mesh.vertices @ T[:3, :3].T + T[:3, 3], mesh.faces,
+                                  self.camera) != 0
+        if self.ignore is not None:
+            drawn &= ~self.ignore
+        return float((drawn & self.mask).sum() / max(int((drawn | self.mask).sum()), 1))
+
+
+@dataclass
+class _Views:
+    """The views an object's shape is made of (`ObjectReconstructor.add_view`)."""
+
+    mesh: Mesh
+    """The shape they make, object frame, metres."""
+    silhouettes: list[_Silhouette]
+    """The views seen in this run (not those of a cached shape)."""
+    codes: list[np.ndarray]
+    """(c_dim,) code of each view."""
+    directions: list[np.ndarray]
+    """Unit vector from the object's centre to the camera, object frame, per view ..."""
+    tried: list[np.ndarray]
+    """... and of the views that were not kept: their directions are not tried again."""
+    T_obj_can: np.ndarray
+    """4x4 similarity from the canonical frame to the object frame (metres)."""
+    centre: np.ndarray
+    """(3,) centre of the object's box in the object frame."""
+
+    @classmethod
+    def first(cls, rec: Reconstruction, silhouette: _Silhouette) -> _Views:
+        """Return the one view `rec` was made from."""
+        lo, hi = rec.mesh.vertices.min(0), rec.mesh.vertices.max(0)
+        views = cls(rec.mesh, [silhouette], [np.asarray(rec.code, np.float32)], [], [],
+                    rec.T_obj_can, (lo + hi) / 2)
+        views.directions.append(views.seen_from(silhouette.T_cam_obj))
+        return views
+
+    def seen_from(self, T_cam_obj: np.ndarray) -> np.ndarray:
+        """Return the unit direction from the object's centre to the camera, object frame."""
+        R, t = T_cam_obj[:3, :3], T_cam_obj[:3, 3]
+        d = -R.T @ t - self.centre
+        return d / max(float(np.linalg.norm(d)), 1e-12)
+
+    def angle_to(self, direction: np.ndarray) -> float:
+        """Smallest angle (rad) between `direction` and the views' (kept or tried)."""
+        known = np.asarray(self.directions + self.tried)
+        return float(np.arccos(np.clip(known @ direction, -1.0, 1.0)).min())
+
+    def to_json(self) -> dict:
+        return {'codes': [c.tolist() for c in self.codes],
+                'directions': [d.tolist() for d in self.directions],
+                'T_obj_can': self.T_obj_can.tolist(), 'centre': self.centre.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict, mesh: Mesh) -> _Views:
+        """Read `to_json`'s dict; ValueError (or KeyError, TypeError) when it does not fit."""
+        codes = [np.asarray(c, np.float32) for c in data['codes']]
+        directions = [np.asarray(d, np.float64).reshape(3) for d in data['directions']]
+        T = np.asarray(data['T_obj_can'], np.float64).reshape(4, 4)
+        if not codes or len(codes) != len(directions) or len({c.shape for c in codes}) != 1:
+            raise ValueError('codes and directions do not match')
+        return cls(mesh, [], codes, directions, [], T,
+                   np.asarray(data['centre'], np.float64).reshape(3))
+
+
+def _similarity_to_rigid(S: np.ndarray) -> np.ndarray:
+    """Return the rigid pose of a 4x4 similarity seen from the camera: the same silhouette.
+
+    Its scale is taken about the camera centre instead, shrinking the distance with the size.
+    """
+    T = np.array(S, dtype=np.float64)
+    scale = np.cbrt(np.linalg.det(T[:3, :3]))
+    T[:3, :3] /= scale
+    T[:3, 3] /= scale
+    return T
+
+
+def others_of(labels: np.ndarray, obj: np.ndarray) -> np.ndarray | None:
+    """Return the pixels of other objects than `obj` (None when there are none)."""
+    others = (labels != 0) & ~obj
+    return others if others.any() else None
 
 
 def view_problem(labels: np.ndarray, label: int, settings: ReconstructSettings) -> str | None:
@@ -167,6 +291,11 @@ class ObjectReconstructor:
         if s.refine_iterations < 0 or s.refine_iou_margin < 0:
             raise ValueError(f'need refine_iterations >= 0 and refine_iou_margin >= 0, got '
                              f'{s.refine_iterations} and {s.refine_iou_margin}')
+        if s.views < 1 or not 0 <= s.view_min_angle <= np.pi or s.view_iou_margin < 0:
+            raise ValueError(f'need views >= 1, 0 <= view_min_angle <= pi and view_iou_margin '
+                             f'>= 0, got {s.views}, {s.view_min_angle} and {s.view_iou_margin}')
+        self._views: dict[str, _Views] = {}
+        """Per reconstructed object: the views its shape is made of."""
 
     def load_network(self):
         """Load the network now (it is loaded on first use otherwise); return it.
@@ -220,32 +349,29 @@ class ObjectReconstructor:
                 obj: np.ndarray, camera: PinholeCamera, others: np.ndarray | None):
         """Refine the shape code against the mask at the fitted pose, refit, keep the better.
 
-        Returns the code, mesh and fit kept and a note on what was done.
+        Returns the code, mesh, its T_obj_can and fit kept and a note on what was done.
         """
         s = self.settings
         if s.refine_iterations == 0:
-            return c, mesh, fit, ''
+            return c, mesh, T_obj_can, fit, ''
         T_cam_can = fit.T_cam_obj @ T_obj_can
         ref = refine_code(net, c, obj, camera, T_cam_can,
                           RefineSettings(iterations=s.refine_iterations,
                                          threshold=s.threshold), others)
         # the shape now sits at T_cam_can @ S, S a similarity: its rigid part, with the scale
         # taken about the camera centre instead (same silhouette), starts the refit
-        T = T_cam_can @ ref.S
-        scale = np.cbrt(np.linalg.det(T[:3, :3]))
-        T[:3, :3] /= scale
-        T[:3, 3] /= scale
+        T = _similarity_to_rigid(T_cam_can @ ref.S)
         try:
             refined, T_obj_can2 = self._mesh(net, ref.code)
             fit2 = PoseFitter(refined, self.fit_settings).fit(
                 obj, camera, T @ np.linalg.inv(T_obj_can2), others)
         except ValueError as exc:  # no surface left, a broken mesh, a failed fit
-            return c, mesh, fit, f'refined shape dropped: {exc}'
+            return c, mesh, T_obj_can, fit, f'refined shape dropped: {exc}'
         what = (f'silhouette loss {ref.loss_before:.3f} -> {ref.loss_after:.3f} in '
                 f'{ref.seconds:.1f} s, refitted IoU {fit2.iou:.3f} against {fit.iou:.3f}')
         if fit2.iou < fit.iou - s.refine_iou_margin:
-            return c, mesh, fit, f'refined shape dropped ({what})'
-        return ref.code, refined, fit2, f'shape refined ({what})'
+            return c, mesh, T_obj_can, fit, f'refined shape dropped ({what})'
+        return ref.code, refined, T_obj_can2, fit2, f'shape refined ({what})'
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -267,13 +393,21 @@ class ObjectReconstructor:
             meta = json.loads(paths[1].read_text()) if paths[1].is_file() else {}
         except (MeshError, OSError, ValueError):
             return None
+        views = None
+        if meta.get('network') == (self.settings.network or 'default') and 'views' in meta:
+            try:  # the codes go on gathering views after a restart
+                views = self._views[name] = _Views.from_json(meta['views'], mesh)
+            except (KeyError, TypeError, ValueError):
+                views = None
         nan = float('nan')
         return Reconstruction(name, mesh, None, float(meta.get('scale', nan)),
-                              float(meta.get('iou', nan)), 0.0, str(paths[0]))
+                              float(meta.get('iou', nan)), 0.0, str(paths[0]),
+                              views=len(views.codes) if views else 0)
 
     def forget(self, name: str) -> None:
-        """Delete the cached mesh of `name` (if any) and the attempts made so far."""
+        """Delete the cached mesh of `name` (if any), its views and the attempts made so far."""
         self._tries.pop(name, None)
+        self._views.pop(name, None)
         paths = self._cache_paths(name)
         for p in paths or ():
             p.unlink(missing_ok=True)
@@ -286,10 +420,12 @@ class ObjectReconstructor:
         tmp = paths[0].with_suffix('.tmp.obj')
         rec.mesh.to_trimesh().export(str(tmp))
         tmp.replace(paths[0])  # a crash mid-write never leaves half a mesh behind
-        paths[1].write_text(json.dumps({
-            'scale': rec.scale, 'iou': rec.iou, 'faces': len(rec.mesh.faces),
-            'network': self.settings.network or 'default',
-            'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, indent=2) + '\n')
+        meta = {'scale': rec.scale, 'iou': rec.iou, 'faces': len(rec.mesh.faces),
+                'network': self.settings.network or 'default',
+                'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+        if rec.name in self._views:
+            meta['views'] = self._views[rec.name].to_json()
+        paths[1].write_text(json.dumps(meta, indent=2) + '\n')
 
     # -- reconstruction ---------------------------------------------------------------------
 
@@ -314,26 +450,109 @@ class ObjectReconstructor:
         with net.evaluating(), torch.no_grad():
             c = net.encode(x.to(net.device))
         mesh, T_obj_can = self._mesh(net, c)
-        others = (labels != 0) & ~obj
-        others = others if others.any() else None
+        others = others_of(labels, obj)
         fitter = PoseFitter(mesh, self.fit_settings)
         # it stands on the floor: only upright poses are candidates (the yaw is free)
         fit = fitter.fit(obj, camera, None, others, rotations=upright_rotations(ground[0]))
         fit, viewpoint = self._front_or_back(c, fitter, fit, obj, camera, others)
-        c, mesh, fit, refinement = self._refine(net, c, mesh, T_obj_can, fit, obj, camera,
-                                                others)
+        c, mesh, T_obj_can, fit, refinement = self._refine(net, c, mesh, T_obj_can, fit, obj,
+                                                           camera, others)
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
-        rec = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
-                             'network', viewpoint, refinement, c[0].cpu().numpy())
+        silhouette = _Silhouette(camera, obj, others, T, ground)
+        rec = kept = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
+                                    'network', viewpoint, refinement, c[0].cpu().numpy(),
+                                    T_obj_can=np.diag([scale, scale, scale, 1.0]) @ T_obj_can)
         if rec.iou < s.min_iou:
-            best, tries = self._tries.get(name, (rec, 0))
-            best, tries = (rec if rec.iou > best.iou else best), tries + 1
-            self._tries[name] = best, tries
+            best, seen, tries = self._tries.get(name, (rec, silhouette, 0))
+            if rec.iou > best.iou:
+                best, seen = rec, silhouette
+            tries += 1
+            self._tries[name] = best, seen, tries
             if tries < s.attempts or best.iou < s.fallback_iou:
                 raise ValueError(f'the reconstruction fits its view with IoU {rec.iou:.2f} < '
                                  f'{s.min_iou} (view {tries}, best {best.iou:.2f}; the best of '
                                  f'{s.attempts} is kept if >= {s.fallback_iou})')
+            kept, silhouette = best, seen
             rec = best if best is rec else replace(best, T_cam_obj=None)
         self._tries.pop(name, None)
+        self._views[name] = _Views.first(kept, silhouette)
+        self._store(rec)
+        return rec
+
+    def add_view(self, name: str, image_rgb: np.ndarray, labels: np.ndarray, label: int,
+                 camera: PinholeCamera, ground: tuple[np.ndarray, float],
+                 T_cam_obj: np.ndarray) -> Reconstruction | None:
+        """Average this view's code into a tracked object's shape; return the new shape.
+
+        `T_cam_obj` is the object's pose in this frame, fitted with its current mesh. Returns
+        None, doing nothing, unless the object was reconstructed (here or in the cache, with
+        its views), has fewer than `views` views, and this is a good view seen from at least
+        `view_min_angle` away from the views tried. Then the mesh of the mean code is fitted to
+        this view from the tracked pose, scaled on the ground plane (`ground`, as for
+        `reconstruct`) and put in the object frame the object is tracked in. It is kept unless
+        its silhouettes at the object's poses in the views of this run (this one included)
+        match their masks worse, by `view_iou_margin` in mean IoU, than the shape before: a
+        view whose code or tracked pose is off does not spoil the shape. The returned mesh's
+        pose here is `T_cam_obj`. Raises ValueError saying why a view that was tried is not
+        kept; its direction is not tried again.
+        """
+        t0 = time.perf_counter()
+        views = self._views.get(name)
+        if views is None or len(views.codes) >= self.settings.views:
+            return None
+        direction = views.seen_from(T_cam_obj)
+        if (views.angle_to(direction) < self.settings.view_min_angle
+                or view_problem(labels, label, self.settings) is not None):
+            return None
+        try:
+            return self._add_view(name, views, direction, image_rgb, labels, label, camera,
+                                  ground, T_cam_obj, t0)
+        except ValueError:
+            views.tried.append(direction)
+            raise
+
+    def _add_view(self, name: str, views: _Views, direction: np.ndarray, image_rgb: np.ndarray,
+                  labels: np.ndarray, label: int, camera: PinholeCamera,
+                  ground: tuple[np.ndarray, float], T_cam_obj: np.ndarray, t0: float
+                  ) -> Reconstruction:
+        net = self.load_network()
+        obj = labels == label
+        with net.evaluating(), torch.no_grad():
+            code = net.encode(preprocess(image_rgb, obj, size=net.image_size).to(net.device))
+        code = code[0].cpu().numpy()
+        if code.shape != views.codes[0].shape:
+            del self._views[name]
+            raise ValueError(f'its views hold codes of another network ({len(views.codes[0])} '
+                             f'values, not {len(code)}): no views are added any more')
+        codes = views.codes + [code]
+        c = torch.from_numpy(np.mean(codes, axis=0, dtype=np.float32))[None].to(net.device)
+        mesh, T_new_can = self._mesh(net, c)
+        # placed in the object frame as it fits the views seen in this run, this one included
+        seen = views.silhouettes + [_Silhouette(camera, obj, others_of(labels, obj), T_cam_obj,
+                                                ground)]
+        fitter, rigid, scales = PoseFitter(mesh, self.fit_settings), [], []
+        for v in seen:  # from where the view's pose puts the canonical frame
+            start = _similarity_to_rigid(v.T_cam_obj @ views.T_obj_can @ np.linalg.inv(T_new_can))
+            scale, _, T_cam_new = scale_to_ground(
+                mesh, fitter.fit(v.mask, v.camera, start, v.ignore).T_cam_obj, *v.ground)
+            rigid.append(np.linalg.inv(v.T_cam_obj) @ T_cam_new)
+            scales.append(scale)
+        T_obj_new, scale = fuse_poses(np.asarray(rigid)), float(np.mean(scales))
+        mesh = replace(mesh, vertices=scale * mesh.vertices @ T_obj_new[:3, :3].T
+                       + T_obj_new[:3, 3])
+        before = [v.iou(views.mesh) for v in seen]
+        after = [v.iou(mesh) for v in seen]
+        if np.mean(after) < np.mean(before) - self.settings.view_iou_margin:
+            raise ValueError(f'the shape of {len(codes)} views matches the masks of {len(seen)} '
+                             f'views with mean IoU {np.mean(after):.3f}, the shape before with '
+                             f'{np.mean(before):.3f}')
+        views.mesh, views.silhouettes, views.codes = mesh, seen, codes
+        views.directions.append(direction)
+        views.T_obj_can = T_obj_new @ np.diag([scale, scale, scale, 1.0]) @ T_new_can
+        rec = Reconstruction(name, mesh, np.array(T_cam_obj, dtype=np.float64), scale, after[-1],
+                             time.perf_counter() - t0, 'network', code=c[0].cpu().numpy(),
+                             views=len(codes), T_obj_can=views.T_obj_can,
+                             fusion=f'silhouettes in {len(seen)} views: mean IoU '
+                                    f'{np.mean(after):.3f} ({np.mean(before):.3f} before)')
         self._store(rec)
         return rec
