@@ -20,6 +20,7 @@ is tested in test_reconstruct_train.py and end to end in the node tests.
 """
 
 import dataclasses
+import json
 
 from conftest import octahedron_onet
 import numpy as np
@@ -236,7 +237,7 @@ def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view,
     rec = r.reconstruct('octa', view['image'], view['labels'], 1, view['camera'],
                         view['ground'])
     assert rec.views == 1 and rec.T_obj_can is not None
-    json_views = __import__('json').loads((tmp_path / 'octa.json').read_text())['views']
+    json_views = json.loads((tmp_path / 'octa.json').read_text())['views']
     assert len(json_views['codes']) == 1
     args = (view['camera'], view['ground'])
 
@@ -248,7 +249,10 @@ def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view,
     # the same direction again: nothing to add
     assert r.add_view('octa', view['image'], view['labels'], 1, *args, rec.T_cam_obj) is None
     added = r.add_view('octa', *turned(0.6))
-    assert added.views == 2 and np.array_equal(added.T_cam_obj, turned(0.6)[-1])
+    # the same axes; the origin at the new shape's footprint centre: here where it was
+    T = turned(0.6)[-1]
+    assert added.views == 2 and np.array_equal(added.T_cam_obj[:3, :3], T[:3, :3])
+    np.testing.assert_allclose(added.T_cam_obj[:3, 3], T[:3, 3], atol=0.01)
     x = torch.cat([preprocess(v['image'], v['labels'] == 1) for v in (view, _view(0.6))])
     with torch.no_grad():
         codes = octa_net.encode(x).numpy()
@@ -258,6 +262,8 @@ def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view,
     np.testing.assert_allclose(added.mesh.extents, rec.mesh.extents, rtol=0.05)
     np.testing.assert_allclose(added.mesh.vertices.min(0), rec.mesh.vertices.min(0),
                                atol=0.02)
+    lo, hi = added.mesh.vertices.min(0), added.mesh.vertices.max(0)
+    np.testing.assert_allclose([*(lo + hi)[:2] / 2, lo[2]], 0.0, atol=1e-9)
     assert added.iou > 0.9 and added.scale == pytest.approx(rec.scale, rel=0.05)
     # a view whose tracked pose is 0.3 m off would move the shape off the earlier views' masks
     with pytest.raises(ValueError, match='matches the masks of 3 views with mean IoU'):
@@ -268,6 +274,13 @@ def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view,
     assert again.cached('octa').views == 2
     assert again.add_view('octa', *turned(-0.6)).views == 3
     assert again.add_view('octa', *turned(-1.2)) is None
+    # views in a damaged cache file are left out; the mesh is still used
+    meta = json.loads((tmp_path / 'octa.json').read_text())
+    meta['views']['codes'][0][0] = float('nan')
+    (tmp_path / 'octa.json').write_text(json.dumps(meta))
+    damaged = _reconstructor(octa_net, tmp_path, **settings)
+    assert damaged.cached('octa').views == 0
+    assert damaged.add_view('octa', *turned(-1.2)) is None
     again.forget('octa')
     again.settings.views = 4
     assert again.add_view('octa', *turned(-1.2)) is None
@@ -328,8 +341,6 @@ def test_best_of_several_views_is_kept(octa_net, view, tmp_path):
 
 def test_reconstruct_cli_gives_metres(octa_net, view, tmp_path, capsys):
     """`rrb reconstruct --camera-info --camera-height`: a posed mesh in metres, on the floor."""
-    import json
-
     import cv2
     import torch
     import yaml

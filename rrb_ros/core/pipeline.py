@@ -253,7 +253,7 @@ class FramePipeline:
             rec = None if made_now else self._add_view(obj, frame, pose, notes)
             if rec is not None:
                 recs.append(rec)
-                pose = replace(pose, iou=rec.iou)  # same pose, the new mesh
+                pose = replace(pose, T_cam_obj=rec.T_cam_obj, iou=rec.iou)
             poses.append(pose)
         return FrameResult(frame.stamp_ns, frame.frame_id, tuple(poses), rejected,
                            time.perf_counter() - t0, tuple(recs), notes)

@@ -23,8 +23,9 @@ Meshes are cached on disk per object name, so a restart does not reconstruct aga
 `ObjectReconstructor.add_view` lets later views of a tracked object improve its shape: the
 network's codes live in the object's canonical frame, whatever the viewpoint, so the codes of
 views from different directions can be averaged into one code. The mesh of the mean code is
-refitted in the view just added and put in the object frame the object is already tracked in
-(tracking goes on, and what was published about the object keeps its frame).
+fitted in the views at the object's tracked poses there and put in the object frame the object
+is already tracked in, its origin moved to the new footprint's centre (tracking goes on, and
+the object keeps its axes).
 """
 
 from __future__ import annotations
@@ -219,6 +220,8 @@ class _Views:
         T = np.asarray(data['T_obj_can'], np.float64).reshape(4, 4)
         if not codes or len(codes) != len(directions) or len({c.shape for c in codes}) != 1:
             raise ValueError('codes and directions do not match')
+        if not all(np.isfinite(a).all() for a in [T, *codes, *directions]):
+            raise ValueError('the views hold NaN or inf')
         return cls(mesh, [], codes, directions, [], T,
                    np.asarray(data['centre'], np.float64).reshape(3))
 
@@ -489,12 +492,13 @@ class ObjectReconstructor:
         its views), has fewer than `views` views, and this is a good view seen from at least
         `view_min_angle` away from the views tried. Then the mesh of the mean code is fitted to
         this view from the tracked pose, scaled on the ground plane (`ground`, as for
-        `reconstruct`) and put in the object frame the object is tracked in. It is kept unless
+        `reconstruct`) and put in the object frame the object is tracked in, whose origin then
+        moves to the centre of the new shape's footprint (its axes stay). It is kept unless
         its silhouettes at the object's poses in the views of this run (this one included)
         match their masks worse, by `view_iou_margin` in mean IoU, than the shape before: a
-        view whose code or tracked pose is off does not spoil the shape. The returned mesh's
-        pose here is `T_cam_obj`. Raises ValueError saying why a view that was tried is not
-        kept; its direction is not tried again.
+        view whose tracked pose is off does not spoil the shape. The returned pose is
+        `T_cam_obj` with the origin moved. Raises ValueError saying why a view that was tried
+        is not kept; its direction is not tried again.
         """
         t0 = time.perf_counter()
         views = self._views.get(name)
@@ -546,6 +550,15 @@ class ObjectReconstructor:
             raise ValueError(f'the shape of {len(codes)} views matches the masks of {len(seen)} '
                              f'views with mean IoU {np.mean(after):.3f}, the shape before with '
                              f'{np.mean(before):.3f}')
+        # the object's origin moves to the centre of the new shape's footprint, as for the first
+        # view; its axes stay
+        lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+        shift = np.eye(4)
+        shift[:3, 3] = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]]
+        mesh = replace(mesh, vertices=mesh.vertices - shift[:3, 3])
+        seen = [replace(v, T_cam_obj=v.T_cam_obj @ shift) for v in seen]
+        T_cam_obj, T_obj_new = T_cam_obj @ shift, np.linalg.inv(shift) @ T_obj_new
+        views.centre = views.centre - shift[:3, 3]
         views.mesh, views.silhouettes, views.codes = mesh, seen, codes
         views.directions.append(direction)
         views.T_obj_can = T_obj_new @ np.diag([scale, scale, scale, 1.0]) @ T_new_can
