@@ -270,6 +270,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         capture_output=True,
         text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    # bfloat16 where the CPU only emulates it: much slower, and said so
+    assert ('without native bfloat16' in proc.stderr) == (not tr.native_bf16())
     runs = json.loads((more / 'eval.json').read_text())['training_runs']
     assert [(r['iterations'], r['mirror']) for r in runs] == [(3, False), (2, True)]
     card = (more / 'MODEL_CARD.md').read_text()

@@ -49,7 +49,8 @@ _HELP = {
     'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
     'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added after '
     'each middle encoder stage before training (they start as identities)',
-    'bf16': 'bfloat16 autocast in training (about 2x faster on CPUs with AVX512-BF16 or AMX)',
+    'bf16': 'bfloat16 autocast in training (about 2x faster on CPUs with AVX512-BF16 or AMX, '
+    'many times slower on others)',
 }
 
 
@@ -115,7 +116,7 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     """Execute `rrb train-recon`."""
     from rrb_ros.core.reconstruct.compact import default_weights_path
-    from rrb_ros.core.reconstruct.train import train_and_export
+    from rrb_ros.core.reconstruct.train import native_bf16, train_and_export
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     for name in ('shapes', 'views', 'iterations', 'batch_size', 'eval_shapes', 'eval_views',
                  'calibration_shapes'):
@@ -126,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.add_encoder_blocks < 0:
         raise ValueError('--add-encoder-blocks must be >= 0')
     set_threads(args)
+    if cfg.bf16 and not native_bf16():
+        print('rrb train-recon: warning: --bf16 on a CPU without native bfloat16 (AVX512-BF16 '
+              'or AMX): each step will be many times slower than in float32', file=sys.stderr)
     report = train_and_export(cfg, args.out, _Progress())
     print_held_out(report)
     print(f'wrote {args.out}/recon.pt, eval.json, loss.png, MODEL_CARD.md')
