@@ -237,8 +237,10 @@ def test_sim3_alignment_recovers_scale_and_zeroes_ate():
 def test_rpe_zero_for_identical_and_closed_form_for_constant_drift():
     rng = np.random.default_rng(1)
     ref = _random_trajectory(rng, 30)
-    assert rpe(ref, ref, 1) == (0.0, 0.0)
-    assert rpe(ref, ref, 7) == (0.0, 0.0)
+    # zero up to rounding: E = (Q^-1 Q')^-1 (Q^-1 Q') is the identity only to ~1e-16 (how
+    # close depends on the CPU's BLAS kernels)
+    for delta in (1, 7):
+        assert rpe(ref, ref, delta) == pytest.approx((0.0, 0.0), abs=1e-12)
     # ref moves 1 m along x per frame; est 1.1 m and turns 1 deg about z per frame
     n = 21
     D_ref = make_T(np.eye(3), [1.0, 0, 0])
