@@ -219,7 +219,7 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(out), '--shapes', '4', '--views', '1',
          '--iterations', '3', '--batch-size', '4', '--points', '64', '--eval-shapes', '1',
          '--eval-views', '1', '--render-size', '96', '--calibration-shapes', '1',
-         '--threads', '1'],
+         '--iou-points', '2000', '--threads', '1'],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for name in ('recon.pt', 'eval.json', 'loss.txt', 'loss.png', 'MODEL_CARD.md'):
@@ -229,6 +229,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert report['config']['iterations'] == 3
     assert len(np.loadtxt(out / 'loss.txt')) == 3
     assert '| chair |' in (out / 'MODEL_CARD.md').read_text()
+    assert report['config']['iou_points'] == 2000
+    assert 'IoU: volumetric, 2k uniform\npoints' in (out / 'MODEL_CARD.md').read_text()
     # and the mirror-averaged ensemble reconstruction runs by default
     chair = report['held_out']['chair']
     assert 0 <= chair['mirror_iou_mean'] <= 1 and 'mirror-averaged IoU mean' in proc.stdout
@@ -244,7 +246,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
     # calibrated again by rrb calibrate-recon: the held-out figures are redone at the level
     cal = tmp_path / 'cal' / 'recon.pt'
     proc = subprocess.run([RRB, 'calibrate-recon', '--weights', str(out / 'recon.pt'), '--out',
-                           str(cal), '--shapes', '2', '--threads', '1'],
+                           str(cal), '--shapes', '2', '--threads', '1', '--iou-points',
+                           '3000'],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     recal = tr.read_checkpoint(cal, 'cpu')['report']
@@ -252,6 +255,7 @@ def test_train_recon_cli_writes_everything(tmp_path):
         recal['threshold']['value']
     assert set(recal['held_out']) == set(shapes.KINDS) and 'chair : held-out IoU' in proc.stdout
     assert 'was calibrated on 8 validation shapes' in (cal.parent / 'MODEL_CARD.md').read_text()
+    assert recal['config']['iou_points'] == 3000
     bad = subprocess.run([RRB, 'calibrate-recon', '--weights', str(tmp_path / 'none.pt')],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and 'checkpoint not found' in bad.stderr, bad.stderr
@@ -265,8 +269,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(more), '--init', str(out / 'recon.pt'), '--shapes',
          '2', '--views', '1', '--iterations', '2', '--batch-size', '2', '--points', '64',
          '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads', '1',
-         '--calibration-shapes', '1', '--seed', '5', '--mirror', '--add-encoder-blocks', '1',
-         '--bf16'],
+         '--calibration-shapes', '1', '--iou-points', '2000', '--seed', '5', '--mirror',
+         '--add-encoder-blocks', '1', '--bf16'],
         capture_output=True,
         text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -291,8 +295,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
         [RRB, 'train-recon', '--out', str(shipped), '--init', str(default_weights_path()),
          '--shapes', '2', '--views', '1', '--iterations', '1', '--batch-size', '2', '--points',
          '64', '--eval-shapes', '1', '--eval-views', '1', '--render-size', '96', '--threads',
-         '1', '--calibration-shapes', '1', '--seed', '9'], capture_output=True, text=True,
-        timeout=600)
+         '1', '--calibration-shapes', '1', '--iou-points', '2000', '--seed', '9'],
+        capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((shipped / 'eval.json').read_text())['training_runs']
     assert len(runs) >= 3 and all(r['shapes'] for r in runs) and runs[-1]['shapes'] == 2

@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_weights_arguments(p, 'calibrate-recon')
     p.add_argument('--shapes', type=int, default=30, help='validation shapes per family '
                    '(default: %(default)s)')
+    p.add_argument('--iou-points', type=int, default=None, help='uniform points volumetric '
+                   'IoU is counted on (default: as the weights were evaluated, 100000)')
     p.set_defaults(run=run)
 
 
@@ -47,8 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from rrb_ros.core.reconstruct.train import calibrate_and_export
     if args.shapes < 1:
         raise ValueError('--shapes must be >= 1')
+    if args.iou_points is not None and args.iou_points < 1:
+        raise ValueError('--iou-points must be >= 1')
     weights, out = weights_in_out(args)
-    report = calibrate_and_export(weights, out, args.shapes, _Progress('rrb calibrate-recon'))
+    report = calibrate_and_export(weights, out, args.shapes, _Progress('rrb calibrate-recon'),
+                                  args.iou_points)
     print_held_out(report)
     print(f'wrote {out}')
     return 0

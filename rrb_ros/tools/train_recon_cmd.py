@@ -45,7 +45,8 @@ _HELP = {
     'held-out shapes per family', 'eval_views': 'views per held-out shape',
     'render_size': 'side of the rendered views (pixels)', 'surface_samples':
     'surface points stored per shape', 'calibration_shapes': 'validation shapes per family '
-    'the surface threshold is calibrated on', 'init': 'weights (recon.pt) to continue training '
+    'the surface threshold is calibrated on', 'iou_points': 'uniform points volumetric IoU is '
+    'counted on', 'init': 'weights (recon.pt) to continue training '
     'from; empty: random initialisation', 'mirror': 'show half the images mirrored left to '
     'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added after '
     'each middle encoder stage before training (they start as identities)',
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from rrb_ros.core.reconstruct.train import native_bf16, train_and_export
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     for name in ('shapes', 'views', 'iterations', 'batch_size', 'eval_shapes', 'eval_views',
-                 'calibration_shapes'):
+                 'calibration_shapes', 'iou_points'):
         if getattr(cfg, name) < 1:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
     if cfg.points < 2:

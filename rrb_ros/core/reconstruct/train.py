@@ -90,6 +90,8 @@ class TrainConfig:
     """Surface points stored per shape."""
     calibration_shapes: int = 30
     """Validation shapes per family (one view each) the surface threshold is calibrated on."""
+    iou_points: int = 100_000
+    """Uniform points in the padded cube that volumetric IoU is counted on (ONet: 100k)."""
     init: str = ''
     """Weights (a recon.pt) to continue training from; empty: random initialisation."""
     mirror: bool = False
@@ -322,7 +324,7 @@ def iou_by_threshold(net: OccupancyNetworkBase, codes, parts: np.ndarray, valid:
 
 
 def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
-                        thresholds=CALIBRATION_THRESHOLDS) -> dict:
+                        thresholds=CALIBRATION_THRESHOLDS, n_points: int = 100_000) -> dict:
     """Find the surface threshold with the best IoU on validation data; set `net.threshold`.
 
     The families count equally: the threshold maximises the mean over families of their mean
@@ -332,7 +334,7 @@ def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
     for data in datasets:
         iou.append(iou_by_threshold(net, list(encode_all(net, data)),
                                     data.parts[data.shape_index],
-                                    data.valid[data.shape_index], thresholds))
+                                    data.valid[data.shape_index], thresholds, n_points))
         kinds += [str(data.kinds[s]) for s in data.shape_index]
     iou, kinds = np.concatenate(iou), np.asarray(kinds)
     per_family = {str(kind): iou[kinds == kind].mean(0) for kind in sorted(set(kinds))}
@@ -364,7 +366,7 @@ def chamfer_l1(a, b, n: int = 10_000, seed: int = 0) -> float:
 
 
 def evaluate(net: OccupancyNetworkBase, data: Dataset, chamfer: bool = True,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, n_points: int = 100_000) -> dict:
     """Held-out figures per family and overall: IoU and Chamfer-L1, mean and median.
 
     For a network that reconstruction runs mirror-averaged (`mirror_averaged`), the IoU of
@@ -372,9 +374,9 @@ def evaluate(net: OccupancyNetworkBase, data: Dataset, chamfer: bool = True,
     """
     images = images_tensor(data.images)
     idx = data.shape_index
-    iou = volumetric_iou(net, images, data.parts[idx], data.valid[idx])
+    iou = volumetric_iou(net, images, data.parts[idx], data.valid[idx], n_points)
     averaged = mirror_averaged(net)
-    mirror_iou = (volumetric_iou(averaged, images, data.parts[idx], data.valid[idx])
+    mirror_iou = (volumetric_iou(averaged, images, data.parts[idx], data.valid[idx], n_points)
                   if averaged is not net else None)
     cd = np.full(len(images), np.nan)
     if chamfer:
@@ -457,7 +459,7 @@ def calibrate(net: OccupancyNetworkBase, cfg: TrainConfig, progress: Progress | 
         build_dataset(n, 1, cfg.seed + VALIDATION_SEED_OFFSET + k * n, net.image_size,
                       cfg.render_size, surface_samples=16, kinds=(kind,), progress=progress,
                       stage=f'validation {kind}s')
-        for k, kind in enumerate(KINDS)])
+        for k, kind in enumerate(KINDS)], n_points=cfg.iou_points)
 
 
 def evaluate_held_out(net: OccupancyNetworkBase, cfg: TrainConfig, head: ViewpointHead | None,
@@ -469,19 +471,21 @@ def evaluate_held_out(net: OccupancyNetworkBase, cfg: TrainConfig, head: Viewpoi
                              cfg.seed + EVAL_SEED_OFFSET + k * cfg.eval_shapes, net.image_size,
                              cfg.render_size, cfg.surface_samples, kinds=(kind,),
                              progress=progress, stage=f'held-out {kind}s')
-        held_out[kind] = evaluate(net, held, progress=progress)[kind]
+        held_out[kind] = evaluate(net, held, progress=progress, n_points=cfg.iou_points)[kind]
         if head is not None:
             viewpoint[kind] = evaluate_viewpoint_head(head, encode_all(net, held), held.azimuth)
     return held_out, viewpoint
 
 
 def calibrate_and_export(weights: str | Path, out: str | Path, shapes: int = 30,
-                         progress: Progress | None = None) -> dict:
+                         progress: Progress | None = None, iou_points: int | None = None
+                         ) -> dict:
     """Calibrate the surface threshold of trained compact weights (`rrb calibrate-recon`).
 
     Validation shapes (`shapes` per family, one view each, seeds of their own), then the
     held-out evaluation of the weights' report again at the new threshold. Writes the weights
-    with the threshold to `out` and the model card beside it; returns the report.
+    with the threshold to `out` and the model card beside it; returns the report. IoU is
+    counted on `iou_points` points (default: as in the weights' report).
     """
     data = read_checkpoint(weights, 'cpu')
     net = CompactOccupancyNetwork.from_checkpoint_dict(data, str(weights))
@@ -489,6 +493,8 @@ def calibrate_and_export(weights: str | Path, out: str | Path, shapes: int = 30,
     known = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{**{k: v for k, v in report.get('config', {}).items() if k in known},
                          'calibration_shapes': shapes})
+    if iou_points is not None:
+        cfg.iou_points = iou_points
     report['threshold'] = calibrate(net, cfg, progress)
     report['held_out'] = evaluate_held_out(net, cfg, None, progress)[0]
     report['held_out_iou_mean'] = float(np.mean([v['iou_mean']
@@ -646,6 +652,8 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
     """Return the model card (Markdown) of a trained network of architecture `network`."""
     cfg = report['config']
     threshold = report.get('threshold', {}).get('value', DEFAULT_THRESHOLD)
+    n = cfg.get('iou_points', TrainConfig.iou_points)
+    iou_points = f'{n // 1000}k' if n % 1000 == 0 else str(n)
     s = report['seconds']
     mirror = all('mirror_iou_mean' in v for v in report['held_out'].values())
     rows = '\n'.join(
@@ -718,9 +726,9 @@ Last run: data {s['data'] / 60:.1f} min, training {s['train'] / 60:.1f} min, eva
 Reproduce with {reproduce}.
 
 **Held-out evaluation.** {cfg['eval_shapes']} shapes per family from seeds never used in
-training, {cfg['eval_views']} new random views each. IoU: volumetric, 100k uniform points in
-the padded cube, surface at probability {threshold}. Chamfer-L1: mean of accuracy and
-completeness over 10k surface samples, canonical units (longest side 1), mesh from MISE.
+training, {cfg['eval_views']} new random views each. IoU: volumetric, {iou_points} uniform
+points in the padded cube, surface at probability {threshold}. Chamfer-L1: mean of accuracy
+and completeness over 10k surface samples, canonical units (longest side 1), mesh from MISE.
 {_threshold_section(report)}
 {header}
 {rows}
