@@ -163,6 +163,15 @@ def _silhouettes_agree(a: Mesh, b: Mesh, min_iou: float, size: int = 96) -> bool
     return True
 
 
+def footprint_origin(vertices: np.ndarray) -> np.ndarray:
+    """Return the (3,) origin of an object frame standing on z = 0 for these vertices.
+
+    The centre of their box in x and y, at their lowest z: the centre of the footprint.
+    """
+    lo, hi = vertices.min(0), vertices.max(0)
+    return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+
+
 def box_corners(mesh: Mesh) -> np.ndarray:
     """(8, 3) corners of the mesh's axis-aligned box in its own frame."""
     lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)

@@ -42,7 +42,7 @@ import torch
 
 from .camera import PinholeCamera
 from .geometry import from_rotvec, invert_T, make_T
-from .mesh import load_mesh, Mesh, validate
+from .mesh import footprint_origin, load_mesh, Mesh, validate
 from .objects import procedural_chair, subdivide
 
 CAMERA_HEIGHT = 1.25
@@ -199,9 +199,8 @@ def scene_from_meshes(paths: Sequence[str | Path], rng: np.random.Generator,
     taken: set[str] = set()
     for path in paths:
         mesh = load_mesh(path)
-        lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
-        shift = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
-        meshes.append(validate(mesh.vertices - shift, mesh.faces, name=str(path)))
+        meshes.append(validate(mesh.vertices - footprint_origin(mesh.vertices), mesh.faces,
+                               name=str(path)))
         names.append(_ros_name(Path(path).stem, taken))
         taken.add(names[-1])
     yaws = rng.uniform(0, 2 * np.pi, len(meshes))

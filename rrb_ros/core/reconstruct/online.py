@@ -44,7 +44,8 @@ from ..camera import PinholeCamera
 from ..egomotion import fuse_poses
 from ..fit import FitSettings, PoseFitter
 from ..init import upright_rotations
-from ..mesh import load_mesh, Mesh, MeshError
+from ..mesh import footprint_origin, load_mesh, Mesh, MeshError
+from ..metrics import silhouette_iou
 from ..render import opencv_silhouette
 from .mirror import mirror_averaged, MirrorAveraged
 from .onet import preprocess
@@ -165,7 +166,7 @@ class _Silhouette:
                                   self.camera) != 0
         if self.ignore is not None:
             drawn &= ~self.ignore
-        return float((drawn & self.mask).sum() / max(int((drawn | self.mask).sum()), 1))
+        return silhouette_iou(drawn, self.mask)
 
 
 @dataclass
@@ -255,8 +256,8 @@ def view_problem(labels: np.ndarray, label: int, settings: ReconstructSettings) 
     m = settings.border_margin
     if xs.min() < m or ys.min() < m or xs.max() >= w - m or ys.max() >= h - m:
         return 'mask touches the image border'
-    others = (labels != 0) & ~obj
-    if others.any() and settings.occlusion_margin >= 0:
+    others = others_of(labels, obj)
+    if others is not None and settings.occlusion_margin >= 0:
         k = 2 * settings.occlusion_margin + 1
         grown = cv2.dilate(obj.astype(np.uint8), np.ones((k, k), np.uint8))
         if (grown.astype(bool) & others).any():
@@ -552,9 +553,8 @@ class ObjectReconstructor:
                              f'{np.mean(before):.3f}')
         # the object's origin moves to the centre of the new shape's footprint, as for the first
         # view; its axes stay
-        lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
         shift = np.eye(4)
-        shift[:3, 3] = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]]
+        shift[:3, 3] = footprint_origin(mesh.vertices)
         mesh = replace(mesh, vertices=mesh.vertices - shift[:3, 3])
         seen = [replace(v, T_cam_obj=v.T_cam_obj @ shift) for v in seen]
         T_cam_obj, T_obj_new = T_cam_obj @ shift, np.linalg.inv(shift) @ T_obj_new

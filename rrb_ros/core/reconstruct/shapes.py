@@ -32,7 +32,7 @@ import torch
 import trimesh
 
 from ..geometry import from_rotvec
-from ..mesh import Mesh, validate
+from ..mesh import footprint_origin, Mesh, validate
 
 BOX, CYLINDER = 0, 1
 """Primitive kinds."""
@@ -132,8 +132,7 @@ def canonical_to_object(mesh: Mesh) -> Mesh:
 def object_from_canonical(mesh: Mesh) -> tuple[Mesh, np.ndarray]:
     """`canonical_to_object`, and the 4x4 T_obj_can it applied (a rotation and a shift)."""
     v = mesh.vertices @ _Y_UP  # inverse rotation (rows times R = R^T applied)
-    lo, hi = v.min(0), v.max(0)
-    shift = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]])
+    shift = footprint_origin(v)
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = _Y_UP.T, -shift
     return validate(v - shift, mesh.faces, name='reconstruction'), T
