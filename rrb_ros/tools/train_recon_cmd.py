@@ -51,7 +51,8 @@ _HELP = {
     'right (the points mirrored in x)', 'add_encoder_blocks': 'residual blocks added after '
     'each middle encoder stage before training (they start as identities)',
     'bf16': 'bfloat16 autocast in training (about 2x faster on CPUs with AVX512-BF16 or AMX, '
-    'many times slower on others)',
+    'many times slower on others)', 'chair_weight': 'a training shape is a chair this many '
+    'times as often as each other family',
 }
 
 
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f'--{name.replace("_", "-")} must be >= 1')
     if cfg.points < 2:
         raise ValueError('--points must be >= 2')
+    if not cfg.chair_weight > 0:
+        raise ValueError('--chair-weight must be > 0')
     if cfg.add_encoder_blocks < 0:
         raise ValueError('--add-encoder-blocks must be >= 0')
     set_threads(args)

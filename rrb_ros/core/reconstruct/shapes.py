@@ -332,11 +332,10 @@ _GENERATORS = {'chair': chair, 'stool': stool, 'table': table, 'sofa': sofa}
 
 
 def random_shape(rng: np.random.Generator, kinds: tuple[str, ...] = KINDS,
-                 weights: tuple[float, ...] | None = None) -> Shape:
-    """Draw one shape of the given families (default weights: chairs 2, the others 1 each)."""
-    if weights is None:
-        weights = tuple(2.0 if k == 'chair' else 1.0 for k in kinds)
-    p = np.asarray(weights, float) / np.sum(weights)
+                 chair_weight: float = 2.0) -> Shape:
+    """Draw one shape of `kinds`, a chair `chair_weight` times as often as each other family."""
+    weights = np.asarray([chair_weight if k == 'chair' else 1.0 for k in kinds])
+    p = weights / weights.sum()
     shape = _GENERATORS[str(rng.choice(kinds, p=p))](rng)
     # centre the footprint on the origin (arms may make it asymmetric) and stand it on z = 0
     # (tilted legs reach slightly below the floor, raised sofas float above it)

@@ -102,6 +102,8 @@ class TrainConfig:
     bf16: bool = False
     """Run forward and backward passes under bfloat16 autocast (the weights and Adam stay
     float32): about twice as fast on CPUs with native bfloat16 (AVX512-BF16, AMX)."""
+    chair_weight: float = 2.0
+    """How many times as often as each other family a training shape is a chair."""
 
 
 @dataclass
@@ -174,12 +176,15 @@ def to_network_input(rgb: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray
 def build_dataset(n_shapes: int, views: int, seed: int, image_size: int,
                   render_size: int = 192, surface_samples: int = 2048,
                   kinds: tuple[str, ...] = KINDS, progress: Progress | None = None,
-                  stage: str = 'data') -> Dataset:
-    """Generate `n_shapes` shapes (seeds seed, seed + 1, ...) and `views` views of each."""
+                  stage: str = 'data', chair_weight: float = 2.0) -> Dataset:
+    """Generate `n_shapes` shapes (seeds seed, seed + 1, ...) and `views` views of each.
+
+    A shape is one of `kinds`, a chair `chair_weight` times as often as each other family.
+    """
     images, index, parts, surface, shape_kinds, shapes, azimuth = [], [], [], [], [], [], []
     for i in range(n_shapes):
         rng = np.random.default_rng(seed + i)
-        shape = random_shape(rng, kinds)
+        shape = random_shape(rng, kinds, chair_weight)
         mesh = shape.mesh()
         bounds = np.stack([mesh.vertices.min(0), mesh.vertices.max(0)])
         for _ in range(views):
@@ -426,7 +431,7 @@ def train_and_export(cfg: TrainConfig, out_dir: str | Path, progress: Progress |
         net = net.with_encoder_blocks(cfg.add_encoder_blocks)
     t0 = time.perf_counter()
     data = build_dataset(cfg.shapes, cfg.views, cfg.seed, net.image_size, cfg.render_size,
-                         cfg.surface_samples, progress=progress)
+                         cfg.surface_samples, progress=progress, chair_weight=cfg.chair_weight)
     t1 = time.perf_counter()
     losses = train(net, data, cfg, progress)
     head = fit_viewpoint_head(net, data)
@@ -573,6 +578,7 @@ def _run_summary(report: dict) -> dict:
             'iterations': cfg.get('iterations'), 'batch_size': cfg.get('batch_size'),
             'lr': cfg.get('lr'), 'seed': cfg.get('seed'), 'mirror': cfg.get('mirror'),
             'add_encoder_blocks': cfg.get('add_encoder_blocks'), 'bf16': cfg.get('bf16'),
+            'chair_weight': cfg.get('chair_weight'),
             'train_minutes': report.get('seconds', {}).get('train', 0) / 60}
 
 
@@ -648,6 +654,11 @@ def _residual_blocks(n: int, text: str) -> str:
     return f"{n} residual block{'s' if n > 1 else ''}{text}" if n else ''
 
 
+def _chairs(weight: float) -> str:
+    """Card text of a run's chair weight ('' for the default, chairs twice as often)."""
+    return '' if weight == TrainConfig.chair_weight else f'chairs {weight:g} times as often, '
+
+
 def model_card(report: dict, weights_bytes: int, network: dict) -> str:
     """Return the model card (Markdown) of a trained network of architecture `network`."""
     cfg = report['config']
@@ -674,6 +685,7 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
         f"{'half the images mirrored, ' if r['mirror'] else ''}"
         f"{_residual_blocks(r['add_encoder_blocks'], ' added per middle encoder stage, ')}"
         f"{'bfloat16 autocast, ' if r['bf16'] else ''}"
+        f"{_chairs(r['chair_weight'])}"
         f"{r['train_minutes']:.0f} min"
         f"{' (continued from run ' + str(i) + ')' if i else ''}."
         for i, r in enumerate(runs_list))
@@ -690,7 +702,7 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
         '`rrb train-recon' + ('' if i == 0 else ' --init build/train-recon/recon.pt') +
         ''.join(f" --{k.replace('_', '-')}" + ('' if isinstance(r[k], bool) else f' {r[k]}')
                 for k in ('shapes', 'views', 'iterations', 'lr', 'seed', 'mirror',
-                          'add_encoder_blocks', 'bf16')
+                          'add_encoder_blocks', 'bf16', 'chair_weight')
                 if r[k] != getattr(TrainConfig, k)) + '`'
         for i, r in enumerate(runs_list))
     net = {**DEFAULT_CONFIG, **network}
@@ -714,7 +726,8 @@ procedural families below, rendered by the project's synthetic renderer.
 
 **Training data.** {sum(r['shapes'] for r in runs_list)} procedural shapes
 (`shapes.random_shape`, seeds {seeds}): chairs (four legs, pedestal or sled; panel,
-slatted or railed backs, tilted; optional arms), stools, tables and sofas; {views}
+slatted or railed backs, tilted; optional arms), stools, tables and sofas (chairs twice as
+often as each other family unless a run below says otherwise); {views}
 views each at random azimuth, elevation 3-55 deg, distance, roll, colour, light and texture.
 Labels: exact occupancy of the solid parts at {cfg['points'] // 2} uniform and
 {cfg['points'] - cfg['points'] // 2} near-surface points per image and step.
