@@ -41,6 +41,7 @@ from rrb_ros.core.reconstruct import (
     preprocess,
     scale_to_ground,
 )
+from rrb_ros.core.reconstruct.compact import CompactOccupancyNetwork
 from rrb_ros.core.reconstruct.mise import MultiresolutionGrid
 from rrb_ros.core.reconstruct.onet import CBatchNorm1d, CResnetBlockConv1d, DecoderCBatchNorm
 from rrb_ros.core.render import hard_silhouette
@@ -160,6 +161,21 @@ def test_encode_decode_shapes_and_normalisation(net):
         net.encode(torch.rand(3, 224, 224))
     with pytest.raises(ValueError, match=r'\(B, N, 3\)'):
         net.decode(torch.rand(1, 10, 2), c[:1])
+
+
+def test_decode_in_chunks_gives_the_one_pass_logits():
+    net = _randomise(CompactOccupancyNetwork(), seed=4)
+    p, c = torch.rand(3, 1000, 3) - 0.5, torch.randn(3, net.c_dim)
+    with torch.no_grad():
+        net.decode_chunk = 64  # 21 points per code: 48 chunks, the last of 13
+        chunked = net.decode(p, c)
+        one = net.decoder(p, c)
+        assert torch.allclose(chunked, one, atol=1e-6)
+        # training mode normalises over the batch's points: no chunks, or each chunk's
+        # statistics would differ
+        net.train()
+        assert torch.equal(net.decode(p, c), net.decoder(p, c))
+        assert not torch.allclose(net.decode(p, c), one, atol=1e-3)
 
 
 def _randomise(module, seed=0):

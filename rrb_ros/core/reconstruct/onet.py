@@ -224,12 +224,14 @@ class OccupancyNetworkBase(nn.Module):
     Subclasses set `encoder`, `decoder`, `c_dim` and `image_size` (side of the square input).
     `threshold` is the occupancy probability of the network's surface, the default of its meshes
     and IoUs: ONet's img2mesh model used 0.2 (chosen on its validation set); a network trained
-    here stores the level calibrated on its own validation shapes.
+    here stores the level calibrated on its own validation shapes. `decode_chunk`: points
+    (summed over the batch) decoded at once in eval mode.
     """
 
     image_size: int = IMAGE_SIZE
     c_dim: int = C_DIM
     threshold: float = DEFAULT_THRESHOLD
+    decode_chunk: int = DECODE_CHUNK
 
     @property
     def device(self) -> torch.device:
@@ -250,13 +252,13 @@ class OccupancyNetworkBase(nn.Module):
         """Return occupancy logits (B, N) at canonical-cube points (B, N, 3), codes c (B, c_dim).
 
         The probability of being inside is sigmoid(logit); the surface is at `threshold`. In
-        eval mode the points go through in chunks of `DECODE_CHUNK` (the same logits, faster).
+        eval mode the points go through in chunks of `decode_chunk` (the same logits, faster).
         """
         if points.dim() != 3 or points.shape[2] != 3:
             raise ValueError(f'points must be (B, N, 3), got {_shape(points)}')
         if c.dim() != 2 or c.shape[1] != self.c_dim or c.shape[0] != points.shape[0]:
             raise ValueError(f'c must be (B={points.shape[0]}, {self.c_dim}), got {_shape(c)}')
-        step = max(1, DECODE_CHUNK // max(1, points.shape[0]))
+        step = max(1, self.decode_chunk // max(1, points.shape[0]))
         if self.training or points.shape[1] <= step:  # BatchNorm on batch statistics: one pass
             return self._decode(points, c)
         return torch.cat([self._decode(points[:, i:i + step], c)
