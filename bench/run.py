@@ -163,9 +163,10 @@ def bench_recon(n_chairs: int) -> dict:
     seed = tr.EVAL_SEED_OFFSET + 90_000  # neither training nor the model card's held-out set
     data = tr.build_dataset(n_chairs, 1, seed, net.image_size, kinds=('chair',))
     images = tr.images_tensor(data.images)
-    iou = tr.volumetric_iou(net, images, data.parts, data.valid)
+    chair = net.surface_level('chair')  # the level reconstruction gives objects named chair*
+    iou = tr.volumetric_iou(net, images, data.parts, data.valid, levels=chair)
     averaging = mirror_averaged(net)  # what reconstruction uses by default
-    iou_mirror = tr.volumetric_iou(averaging, images, data.parts, data.valid)
+    iou_mirror = tr.volumetric_iou(averaging, images, data.parts, data.valid, levels=chair)
     head = load_viewpoint_head()
     viewpoint = evaluate_viewpoint_head(head, tr.encode_all(net, data), data.azimuth)
     image, mirror = averaging.halves(tr.encode_all(averaging, data))
@@ -174,7 +175,7 @@ def bench_recon(n_chairs: int) -> dict:
     for k, kind in enumerate(('stool', 'table', 'sofa')):
         d = tr.build_dataset(3, 1, seed + 1000 * (k + 1), net.image_size, kinds=(kind,))
         others[kind] = float(tr.volumetric_iou(averaging, tr.images_tensor(d.images), d.parts,
-                                               d.valid).mean())
+                                               d.valid, levels=net.surface_level(kind)).mean())
     times, times_single, encode = [], [], []
     for i in range(min(5, n_chairs)):
         x = images[i:i + 1]
@@ -237,7 +238,7 @@ def bench_recon(n_chairs: int) -> dict:
             out['rot_err'].append(np.rad2deg(rotation_angle(r.T_cam_obj[:3, :3],
                                                             T_wc[:3, :3].T)))
             out['iou'].append(tr.code_iou(rec.load_network(), [r.code], data.parts[i:i + 1],
-                                          data.valid[i:i + 1])[0])
+                                          data.valid[i:i + 1], levels=chair)[0])
             out['seconds'].append(r.seconds)
     plain, refined = scene['plain'], scene['refined']
     views = bench_views(net, head, data, n_scene, camera, height)
@@ -297,7 +298,7 @@ def bench_views(net, head, data, n_scene: int, camera, height: float, frames: in
         mesh = data.shapes[i].mesh()
         rec = ObjectReconstructor(ReconstructSettings(attempts=1), FitSettings(), network=net,
                                   viewpoint_head=head)
-        pipeline = FramePipeline([ObjectSpec('c', 1, None)], reconstructor=rec)
+        pipeline = FramePipeline([ObjectSpec('chair', 1, None)], reconstructor=rec)
         made = []
         for k in range(frames):
             a = 0.7 + i + np.deg2rad(step_deg) * k
@@ -312,9 +313,9 @@ def bench_views(net, head, data, n_scene: int, camera, height: float, frames: in
             last.append(0.0)
             continue
         first.append(tr.code_iou(rec.load_network(), [made[0].code], data.parts[i:i + 1],
-                                 data.valid[i:i + 1])[0])
+                                 data.valid[i:i + 1], levels=net.surface_level('chair'))[0])
         last.append(tr.code_iou(rec.load_network(), [made[-1].code], data.parts[i:i + 1],
-                                data.valid[i:i + 1])[0])
+                                data.valid[i:i + 1], levels=net.surface_level('chair'))[0])
         views.append(made[-1].views)
         seconds.append(sum(r.seconds for r in made[1:]))
         height_err.append(abs(made[-1].mesh.extents[2] / mesh.extents[2] - 1))

@@ -29,12 +29,15 @@ from rrb_ros.core.reconstruct import (
     default_weights_path,
     load_network,
     MirrorAveraged,
+    ObjectReconstructor,
     OccupancyNetwork,
     OccupancyNetworkBase,
+    ReconstructSettings,
     shapes,
 )
 from rrb_ros.core.reconstruct import train as tr
 from rrb_ros.core.reconstruct import viewpoint as vp
+from rrb_ros.core.reconstruct.onet import family_of
 
 RRB = str(Path(sys.executable).parent / 'rrb')
 
@@ -106,12 +109,13 @@ def test_canonical_frame_round_trip():
 def test_compact_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     net = CompactOccupancyNetwork().eval()
-    net.threshold = 0.45
+    net.threshold, net.family_thresholds = 0.45, {'chair': 0.5, 'sofa': 0.35}
     path = tmp_path / 'net.pt'
     torch.save(net.checkpoint(note='x'), path)
     loaded = load_network(path)
     assert isinstance(loaded, CompactOccupancyNetwork) and not loaded.training
-    assert loaded.threshold == 0.45
+    assert loaded.threshold == 0.45 and loaded.family_thresholds == {'chair': 0.5, 'sofa': 0.35}
+    assert loaded.surface_level('chair_2') == 0.5 and loaded.surface_level('lamp') == 0.45
     x = torch.rand(2, 3, 128, 128)
     p = torch.rand(2, 50, 3) - 0.5
     with torch.no_grad():
@@ -173,8 +177,15 @@ def test_load_network_errors_and_onet_dispatch(tmp_path):
     del ck['threshold']
     torch.save(ck, broken)
     assert load_network(broken).threshold == 0.2
+    assert load_network(broken).family_thresholds == {}  # calibrated before families had own
     torch.save({**ck, 'threshold': 1.5}, broken)
     with pytest.raises(ValueError, match='threshold 1.5 is not a probability'):
+        load_network(broken)
+    torch.save({**ck, 'family_thresholds': {'chair': float('nan')}}, broken)
+    with pytest.raises(ValueError, match='threshold nan is not a probability'):
+        load_network(broken)
+    torch.save({**ck, 'family_thresholds': [0.5]}, broken)
+    with pytest.raises(ValueError, match='not a valid rrb-compact-onet-1 checkpoint'):
         load_network(broken)
     onet = tmp_path / 'onet.pt'
     torch.save({'model': OccupancyNetwork().state_dict()}, onet)
@@ -242,7 +253,10 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert first.threshold == t['value'] and t['shapes'] == 4
     assert t['value'] == t['thresholds'][int(np.argmax(t['iou']))]
     assert f"surface threshold {t['value']:.2f}" in proc.stdout
-    assert 'was calibrated on 4 validation shapes' in (out / 'MODEL_CARD.md').read_text()
+    assert 'calibrated on 4 validation shapes' in (out / 'MODEL_CARD.md').read_text()
+    assert first.family_thresholds == t['family_values'] and set(t['family_values']) == \
+        set(shapes.KINDS)
+    assert report['held_out']['chair']['threshold'] == t['family_values']['chair']
     # calibrated again by rrb calibrate-recon: the held-out figures are redone at the level
     cal = tmp_path / 'cal' / 'recon.pt'
     proc = subprocess.run([RRB, 'calibrate-recon', '--weights', str(out / 'recon.pt'), '--out',
@@ -254,7 +268,8 @@ def test_train_recon_cli_writes_everything(tmp_path):
     assert recal['threshold']['shapes'] == 8 and load_network(cal).threshold == \
         recal['threshold']['value']
     assert set(recal['held_out']) == set(shapes.KINDS) and 'chair : held-out IoU' in proc.stdout
-    assert 'was calibrated on 8 validation shapes' in (cal.parent / 'MODEL_CARD.md').read_text()
+    assert 'calibrated on 8 validation shapes' in (cal.parent / 'MODEL_CARD.md').read_text()
+    assert load_network(cal).family_thresholds == recal['threshold']['family_values']
     assert recal['config']['iou_points'] == 3000
     bad = subprocess.run([RRB, 'calibrate-recon', '--weights', str(tmp_path / 'none.pt')],
                          capture_output=True, text=True, timeout=120)
@@ -345,6 +360,48 @@ def test_calibrated_threshold_is_the_level_of_the_best_iou():
         assert iou[0] == pytest.approx(result['iou'][best])
 
 
+def test_each_family_gets_its_best_level():
+    """Each family's calibrated level is its own, used for objects named after it and in eval.
+
+    One field: the true cube of the chairs is its surface at 0.55, that of the tables at 0.4.
+    """
+    k = float(np.log(0.55 / 0.45) - np.log(0.4 / 0.6)) / 0.05
+    net = _BoxField(0.2 + float(np.log(0.55 / 0.45)) / k, k)
+    datasets = []
+    for kind, a in (('chair', 0.2), ('table', 0.25)):
+        part = np.concatenate([[shapes.BOX], [0, 0, 0], [2 * a] * 3, np.eye(3).ravel()])
+        datasets.append(tr.Dataset(np.full((1, 16, 16, 3), 255, np.uint8), np.zeros(1, int),
+                                   part[None, None].astype(np.float32), np.ones((1, 1), bool),
+                                   np.zeros((1, 1, 3), np.float32), [kind]))
+    result = tr.calibrate_threshold(net, datasets)
+    assert result['family_values'] == net.family_thresholds == {'chair': 0.55, 'table': 0.4}
+    assert net.threshold == result['value'] == \
+        result['thresholds'][int(np.argmax(result['iou']))]  # the best mean over both
+    assert net.surface_level('office_chair') == net.surface_level('Chairs-2') == 0.55
+    assert net.surface_level('table') == 0.4
+    assert net.surface_level('armchair') == net.surface_level(None) == net.threshold
+    mixed = tr.Dataset(np.concatenate([d.images for d in datasets]), np.arange(2),
+                       np.concatenate([d.parts for d in datasets]), np.ones((2, 1), bool),
+                       np.zeros((2, 1, 3), np.float32), ['chair', 'table'])
+    report = tr.evaluate(net, mixed, chamfer=False, n_points=20_000)
+    for kind in ('chair', 'table'):  # held-out figures at each family's level: the true cubes
+        assert report[kind]['iou_mean'] > 0.99 and report[kind]['views'] == 1
+        assert report[kind]['threshold'] == net.family_thresholds[kind]
+    assert report['all']['threshold'] is None and report['all']['iou_mean'] > 0.99
+    # a setting overrides the family's level
+    assert ObjectReconstructor(ReconstructSettings(threshold=0.3))._level(net, 'chair') == 0.3
+    assert ObjectReconstructor()._level(net, 'chair') == 0.55
+
+
+def test_family_of_a_name():
+    families = {'chair': 0.45, 'sofa': 0.5}
+    for name in ('chair', 'office_chair', 'OfficeChair', 'Chairs-2', 'chair3'):
+        assert family_of(name, families) == 'chair', name
+    for name in ('armchair', 'stool', '', None, 's'):
+        assert family_of(name, families) is None, name
+    assert family_of('Sofas', families) == 'sofa'
+
+
 def test_viewpoint_head_learns_the_azimuth_held_in_codes():
     """Codes that carry the azimuth among noise: the head recovers it on new codes."""
     g = np.random.default_rng(0)
@@ -425,9 +482,14 @@ def test_shipped_network_reconstructs_held_out_chairs():
     assert path.is_file() and path.stat().st_size <= 10e6
     net = load_network()
     assert isinstance(net, CompactOccupancyNetwork)
-    # its surface threshold was calibrated, and the model card says which
+    # its surface thresholds were calibrated, and the model card says which
     card = (path.parent / 'MODEL_CARD.md').read_text()
-    assert f'The surface threshold, {net.threshold:.2f}, was calibrated' in card
+    if net.family_thresholds:
+        assert f'objects of no\nknown family take {net.threshold:.2f}' in card
+        for kind, level in net.family_thresholds.items():
+            assert f'{kind} {level:.2f}' in card
+    else:
+        assert f'The surface threshold, {net.threshold:.2f}, was calibrated' in card
     # seeds far from both the training and the model card's held-out range
     data = tr.build_dataset(6, 1, seed=tr.EVAL_SEED_OFFSET + 50_000, image_size=net.image_size,
                             kinds=('chair',))
@@ -453,7 +515,7 @@ def test_mirror_average_sees_the_mirror_image_as_the_mirrored_object():
     both.threshold = 0.4
     assert net.threshold == 0.4
     net.threshold = shipped
-    assert both.threshold == shipped
+    assert both.threshold == shipped and both.family_thresholds is net.family_thresholds
     data = tr.build_dataset(6, 1, seed=tr.EVAL_SEED_OFFSET + 50_000, image_size=net.image_size,
                             kinds=('chair',))
     x = tr.images_tensor(data.images)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import sys
 import time
 
 import cv2
@@ -50,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument('--threshold', type=float,
                    help="occupancy probability of the surface (default: the network's own: "
                         "the calibrated level stored with the shipped weights, 0.2 for ONet's)")
+    p.add_argument('--family', default='',
+                   help='what the object is (chair, stool, table, sofa): the surface level '
+                   "calibrated for that family (default: the network's overall level)")
     p.add_argument('--resolution0', type=int, default=32,
                    help='coarse MISE grid resolution (default: %(default)s)')
     p.add_argument('--upsampling-steps', type=int, default=2,
@@ -91,15 +95,23 @@ def run(args: argparse.Namespace) -> int:
     image = read_image_rgb(args.image)
     mask = read_mask(args.mask)
     from rrb_ros.core.reconstruct import load_network_and_head, mirror_averaged, preprocess
+    from rrb_ros.core.reconstruct.onet import family_of
     preprocess(image, mask)  # validates sizes and an empty mask before the slow load
     t0 = time.perf_counter()
     net, head = load_network_and_head(args.checkpoint, device=args.device)
     if args.mirror_average:
         net = mirror_averaged(net)
+    if args.family and args.threshold is None and not family_of(args.family,
+                                                                net.family_thresholds):
+        print(f'rrb reconstruct: warning: the network has no surface level of its own for '
+              f'{args.family!r} (it has: {", ".join(net.family_thresholds) or "none"}): using '
+              f'its overall level {net.threshold:g}', file=sys.stderr)
     t1 = time.perf_counter()
     if args.camera_info is None:
+        threshold = net.surface_level(args.family) if args.threshold is None else \
+            args.threshold
         mesh = net.generate_mesh(preprocess(image, mask, size=net.image_size),
-                                 threshold=args.threshold, resolution0=args.resolution0,
+                                 threshold=threshold, resolution0=args.resolution0,
                                  upsampling_steps=args.upsampling_steps,
                                  max_faces=args.max_faces)
         what = 'canonical frame, up to scale'
@@ -134,7 +146,8 @@ def _metric(args: argparse.Namespace, net, head, image, mask, out: Path):
         min_iou=0.01, fallback_iou=0.01, min_pixels=1, border_margin=0, occlusion_margin=-1,
         mirror_average=args.mirror_average, refine_iterations=args.refine_iterations),
         network=net, viewpoint_head=head)
-    result = rec.reconstruct('object', image, (mask != 0).astype(np.uint8), 1, camera, ground)
+    result = rec.reconstruct(args.family or 'object', image, (mask != 0).astype(np.uint8), 1,
+                             camera, ground)
     out.with_suffix('.json').write_text(json.dumps({
         'T_cam_obj': result.T_cam_obj.tolist(), 'scale': result.scale, 'iou': result.iou,
         'extents_m': result.mesh.extents.tolist(), 'viewpoint': result.viewpoint,

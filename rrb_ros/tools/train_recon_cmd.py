@@ -149,10 +149,12 @@ def print_held_out(report: dict) -> None:
     """Print the surface threshold and the held-out figures per family of a report."""
     if report.get('threshold'):
         t = report['threshold']
+        families = ', '.join(f'{k} {v:.2f}' for k, v in t.get('family_values', {}).items())
         print(f"surface threshold {t['value']:.2f} (validation IoU {max(t['iou']):.3f} on "
-              f"{t['shapes']} shapes)")
+              f"{t['shapes']} shapes)" + (f'; per family: {families}' if families else ''))
     for kind, v in report['held_out'].items():
         mirror = (f", mirror-averaged IoU mean {v['mirror_iou_mean']:.3f}"
                   if 'mirror_iou_mean' in v else '')
+        level = f" (surface at {v['threshold']:.2f})" if v.get('threshold') else ''
         print(f"{kind:6s}: held-out IoU mean {v['iou_mean']:.3f} median {v['iou_median']:.3f}, "
-              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}{mirror}")
+              f"Chamfer-L1 mean {v['chamfer_l1_mean']:.4f}{mirror}{level}")

@@ -135,11 +135,11 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
         return super().encode(images)
 
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
-        """Return the checkpoint dict: format, config, threshold, float16 weights, `extra`."""
+        """Return the checkpoint dict: format, config, thresholds, float16 weights, `extra`."""
         sd = {k: (v.half() if v.is_floating_point() else v)
               for k, v in self.state_dict().items()}
         return {'format': FORMAT, 'config': dict(self.config), 'threshold': self.threshold,
-                'model': sd, **extra}
+                'family_thresholds': dict(self.family_thresholds), 'model': sd, **extra}
 
     def with_encoder_blocks(self, add: int) -> CompactOccupancyNetwork:
         """Return a copy with `add` more residual blocks per middle encoder stage, same output.
@@ -149,7 +149,7 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
         """
         grown = type(self)(**{**self.config,
                               'encoder_blocks': self.config['encoder_blocks'] + add})
-        grown.threshold = self.threshold
+        grown.threshold, grown.family_thresholds = self.threshold, self.family_thresholds
         missing, unexpected = grown.load_state_dict(self.state_dict(), strict=False)
         if unexpected or any(not k.startswith('encoder.blocks.') for k in missing):
             raise ValueError(f'cannot grow the encoder: {missing} {unexpected}')
@@ -160,16 +160,20 @@ class CompactOccupancyNetwork(OccupancyNetworkBase):
                              ) -> CompactOccupancyNetwork:
         """Build the network a `checkpoint()` dict describes; ValueError if it does not fit.
 
-        Checkpoints without a `threshold` (written before calibration) get ONet's 0.2.
+        Checkpoints without a `threshold` (written before calibration) get ONet's 0.2, those
+        without `family_thresholds` (calibrated before families had their own) none.
         """
         try:
             net = cls(**data['config'])
             net.threshold = float(data.get('threshold', DEFAULT_THRESHOLD))
-            if not 0 < net.threshold < 1:
-                raise ValueError(f'threshold {net.threshold} is not a probability in (0, 1)')
+            net.family_thresholds = {str(k): float(v)
+                                     for k, v in data.get('family_thresholds', {}).items()}
+            for level in [net.threshold, *net.family_thresholds.values()]:
+                if not 0 < level < 1:
+                    raise ValueError(f'threshold {level} is not a probability in (0, 1)')
             net.load_state_dict({k: v.float() if v.is_floating_point() else v
                                  for k, v in data['model'].items()}, strict=True)
-        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, RuntimeError, ValueError) as exc:
             msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
             raise ValueError(f'{source} is not a valid {FORMAT} checkpoint: {msg}') from None
         return net.to(device).eval()

@@ -59,6 +59,15 @@ class MirrorAveraged(OccupancyNetworkBase):
     def threshold(self, value: float) -> None:
         self.net.threshold = value
 
+    @property
+    def family_thresholds(self):
+        """The wrapped network's surface levels per family."""
+        return self.net.family_thresholds
+
+    @family_thresholds.setter
+    def family_thresholds(self, value) -> None:
+        self.net.family_thresholds = value
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Return codes (B, 2 c_dim): images (B, 3, S, S) and the same turned left to right."""
         c = self.net.encode(images)

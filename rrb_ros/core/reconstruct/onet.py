@@ -41,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 import pickle
+import re
+from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
@@ -218,20 +220,44 @@ class DecoderCBatchNorm(nn.Module):
 # The network
 
 
+def family_of(name: str | None, families) -> str | None:
+    """Return the family in `families` that a word of `name` is (singular or plural), or None.
+
+    'office_chair', 'OfficeChair' and 'Chairs-2' are chairs, 'armchair' is not a 'chair'.
+    """
+    words = re.sub(r'([a-z])([A-Z])', r'\1 \2', name or '').lower()
+    for word in re.split(r'[^a-z]+', words):
+        for family in (word, word[:-1] if word.endswith('s') else None):
+            if family and family in families:
+                return family
+    return None
+
+
 class OccupancyNetworkBase(nn.Module):
     """What every occupancy network here offers: `encode` images, `decode` points, meshes.
 
     Subclasses set `encoder`, `decoder`, `c_dim` and `image_size` (side of the square input).
     `threshold` is the occupancy probability of the network's surface, the default of its meshes
     and IoUs: ONet's img2mesh model used 0.2 (chosen on its validation set); a network trained
-    here stores the level calibrated on its own validation shapes. `decode_chunk`: points
-    (summed over the batch) decoded at once in eval mode.
+    here stores the level calibrated on its own validation shapes, and the best level of each
+    family it was calibrated on (`family_thresholds`, see `surface_level`). `decode_chunk`:
+    points (summed over the batch) decoded at once in eval mode.
     """
 
     image_size: int = IMAGE_SIZE
     c_dim: int = C_DIM
     threshold: float = DEFAULT_THRESHOLD
+    family_thresholds: Mapping[str, float] = MappingProxyType({})
     decode_chunk: int = DECODE_CHUNK
+
+    def surface_level(self, name: str | None = None) -> float:
+        """Surface probability of an object called `name`.
+
+        The calibrated level of its family when a word of the name is a family in
+        `family_thresholds` ('chair', 'office_chair', 'Chairs 2'); else `threshold`.
+        """
+        family = family_of(name, self.family_thresholds)
+        return self.threshold if family is None else self.family_thresholds[family]
 
     @property
     def device(self) -> torch.device:

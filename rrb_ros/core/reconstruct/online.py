@@ -86,8 +86,9 @@ class ReconstructSettings:
     +0.02 IoU on held-out chairs, twice the decoder's time. Networks trained here only (their
     canonical left-right axis is x); ONet's own weights are used alone."""
     threshold: float | None = None
-    """Occupancy probability of the surface (None: the network's own: the calibrated level
-    stored with the shipped weights, 0.2 for ONet's)."""
+    """Occupancy probability of the surface (None: the network's own: the calibrated level of
+    the object's family when its name names one, `surface_level`, else the overall calibrated
+    level stored with the shipped weights; 0.2 for ONet's)."""
     viewpoint_flip_mass: float = 0.25
     """When the network's viewpoint head gives the fitted yaw's half circle less probability
     than this, the 180-degree turned pose is fitted too (0 turns the check off) ..."""
@@ -342,15 +343,20 @@ class ObjectReconstructor:
         return fit, (f'kept against the viewpoint head ({mass:.2f}): the turned pose fits '
                      f'worse (IoU {turned.iou:.3f} against {fit.iou:.3f})')
 
-    def _mesh(self, net, c: torch.Tensor) -> tuple[Mesh, np.ndarray]:
+    def _level(self, net, name: str) -> float:
+        """Surface probability of object `name`: `threshold`, else its family's (network's)."""
+        return net.surface_level(name) if self.settings.threshold is None else \
+            self.settings.threshold
+
+    def _mesh(self, net, c: torch.Tensor, level: float) -> tuple[Mesh, np.ndarray]:
         """Return the mesh of code c in the object frame (canonical units) and its T_obj_can."""
         s = self.settings
         return object_from_canonical(net.code_mesh(
-            c, threshold=s.threshold, resolution0=s.resolution0,
+            c, threshold=level, resolution0=s.resolution0,
             upsampling_steps=s.upsampling_steps, max_faces=s.max_faces))
 
-    def _refine(self, net, c: torch.Tensor, mesh: Mesh, T_obj_can: np.ndarray, fit,
-                obj: np.ndarray, camera: PinholeCamera, others: np.ndarray | None):
+    def _refine(self, net, c: torch.Tensor, level: float, mesh: Mesh, T_obj_can: np.ndarray,
+                fit, obj: np.ndarray, camera: PinholeCamera, others: np.ndarray | None):
         """Refine the shape code against the mask at the fitted pose, refit, keep the better.
 
         Returns the code, mesh, its T_obj_can and fit kept and a note on what was done.
@@ -361,12 +367,12 @@ class ObjectReconstructor:
         T_cam_can = fit.T_cam_obj @ T_obj_can
         ref = refine_code(net, c, obj, camera, T_cam_can,
                           RefineSettings(iterations=s.refine_iterations,
-                                         threshold=s.threshold), others)
+                                         threshold=level), others)
         # the shape now sits at T_cam_can @ S, S a similarity: its rigid part, with the scale
         # taken about the camera centre instead (same silhouette), starts the refit
         T = _similarity_to_rigid(T_cam_can @ ref.S)
         try:
-            refined, T_obj_can2 = self._mesh(net, ref.code)
+            refined, T_obj_can2 = self._mesh(net, ref.code, level)
             fit2 = PoseFitter(refined, self.fit_settings).fit(
                 obj, camera, T @ np.linalg.inv(T_obj_can2), others)
         except ValueError as exc:  # no surface left, a broken mesh, a failed fit
@@ -453,14 +459,15 @@ class ObjectReconstructor:
         x = preprocess(image_rgb, obj, size=net.image_size)
         with net.evaluating(), torch.no_grad():
             c = net.encode(x.to(net.device))
-        mesh, T_obj_can = self._mesh(net, c)
+        level = self._level(net, name)
+        mesh, T_obj_can = self._mesh(net, c, level)
         others = others_of(labels, obj)
         fitter = PoseFitter(mesh, self.fit_settings)
         # it stands on the floor: only upright poses are candidates (the yaw is free)
         fit = fitter.fit(obj, camera, None, others, rotations=upright_rotations(ground[0]))
         fit, viewpoint = self._front_or_back(c, fitter, fit, obj, camera, others)
-        c, mesh, T_obj_can, fit, refinement = self._refine(net, c, mesh, T_obj_can, fit, obj,
-                                                           camera, others)
+        c, mesh, T_obj_can, fit, refinement = self._refine(net, c, level, mesh, T_obj_can, fit,
+                                                           obj, camera, others)
         scale, metric, T = scale_to_ground(mesh, fit.T_cam_obj, *ground)
         silhouette = _Silhouette(camera, obj, others, T, ground)
         rec = kept = Reconstruction(name, metric, T, scale, fit.iou, time.perf_counter() - t0,
@@ -531,7 +538,7 @@ class ObjectReconstructor:
                              f'values, not {len(code)}): no views are added any more')
         codes = views.codes + [code]
         c = torch.from_numpy(np.mean(codes, axis=0, dtype=np.float32))[None].to(net.device)
-        mesh, T_new_can = self._mesh(net, c)
+        mesh, T_new_can = self._mesh(net, c, self._level(net, name))
         # placed in the object frame as it fits the views seen in this run, this one included
         seen = views.silhouettes + [_Silhouette(camera, obj, others_of(labels, obj), T_cam_obj,
                                                 ground)]

@@ -294,20 +294,25 @@ def train(net: CompactOccupancyNetwork, data: Dataset, cfg: TrainConfig,
 
 
 def volumetric_iou(net: OccupancyNetworkBase, images: torch.Tensor, parts: np.ndarray,
-                   valid: np.ndarray, n_points: int = 100_000, seed: int = 0) -> np.ndarray:
+                   valid: np.ndarray, n_points: int = 100_000, seed: int = 0,
+                   levels=None) -> np.ndarray:
     """IoU (B,) of predicted and true occupancy on uniform points in the padded cube."""
     with torch.no_grad():
         codes = [net.encode(images[i:i + 1].to(net.device)) for i in range(len(images))]
-    return code_iou(net, codes, parts, valid, n_points, seed)
+    return code_iou(net, codes, parts, valid, n_points, seed, levels)
 
 
 def code_iou(net: OccupancyNetworkBase, codes, parts: np.ndarray, valid: np.ndarray,
-             n_points: int = 100_000, seed: int = 0) -> np.ndarray:
+             n_points: int = 100_000, seed: int = 0, levels=None) -> np.ndarray:
     """IoU (B,) of the shapes of codes (each (1, c_dim) or (c_dim,)) and the true parts.
 
-    The predicted surface is at the network's `threshold`.
+    The predicted surface of each is at its entry of `levels` (B,), by default at the
+    network's `threshold`.
     """
-    return iou_by_threshold(net, codes, parts, valid, [net.threshold], n_points, seed)[:, 0]
+    levels = np.broadcast_to(net.threshold if levels is None else levels, (len(codes),))
+    unique, column = np.unique(levels, return_inverse=True)
+    iou = iou_by_threshold(net, codes, parts, valid, unique.tolist(), n_points, seed)
+    return iou[np.arange(len(codes)), column]
 
 
 def iou_by_threshold(net: OccupancyNetworkBase, codes, parts: np.ndarray, valid: np.ndarray,
@@ -333,7 +338,9 @@ def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
     """Find the surface threshold with the best IoU on validation data; set `net.threshold`.
 
     The families count equally: the threshold maximises the mean over families of their mean
-    IoU. Returns {'value', 'thresholds', 'iou' (mean per threshold), 'per_family', 'shapes'}.
+    IoU. Each family's best level becomes its entry of `net.family_thresholds`. Returns
+    {'value', 'thresholds', 'iou' (mean per threshold), 'per_family' (IoU per threshold),
+    'family_values' (the best level per family), 'shapes'}.
     """
     iou, kinds = [], []
     for data in datasets:
@@ -345,8 +352,11 @@ def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
     per_family = {str(kind): iou[kinds == kind].mean(0) for kind in sorted(set(kinds))}
     mean = np.mean(list(per_family.values()), axis=0)
     net.threshold = float(thresholds[int(np.argmax(mean))])
+    net.family_thresholds = {k: float(thresholds[int(np.argmax(v))])
+                             for k, v in per_family.items()}
     return {'value': net.threshold, 'thresholds': [float(t) for t in thresholds],
             'iou': mean.tolist(), 'per_family': {k: v.tolist() for k, v in per_family.items()},
+            'family_values': dict(net.family_thresholds),
             'shapes': int(sum(len(np.unique(d.shape_index)) for d in datasets))}
 
 
@@ -374,15 +384,18 @@ def evaluate(net: OccupancyNetworkBase, data: Dataset, chamfer: bool = True,
              progress: Progress | None = None, n_points: int = 100_000) -> dict:
     """Held-out figures per family and overall: IoU and Chamfer-L1, mean and median.
 
-    For a network that reconstruction runs mirror-averaged (`mirror_averaged`), the IoU of
-    that ensemble too (`mirror_iou_mean`, `mirror_iou_median`).
+    The surface of a shape is at its family's level (`surface_level`). For a network that
+    reconstruction runs mirror-averaged (`mirror_averaged`), the IoU of that ensemble too
+    (`mirror_iou_mean`, `mirror_iou_median`).
     """
     images = images_tensor(data.images)
     idx = data.shape_index
-    iou = volumetric_iou(net, images, data.parts[idx], data.valid[idx], n_points)
+    kinds = np.asarray([data.kinds[s] for s in idx])
+    levels = np.asarray([net.surface_level(kind) for kind in kinds])
+    iou = volumetric_iou(net, images, data.parts[idx], data.valid[idx], n_points, levels=levels)
     averaged = mirror_averaged(net)
-    mirror_iou = (volumetric_iou(averaged, images, data.parts[idx], data.valid[idx], n_points)
-                  if averaged is not net else None)
+    mirror_iou = (volumetric_iou(averaged, images, data.parts[idx], data.valid[idx], n_points,
+                                 levels=levels) if averaged is not net else None)
     cd = np.full(len(images), np.nan)
     if chamfer:
         truth = {}
@@ -391,17 +404,18 @@ def evaluate(net: OccupancyNetworkBase, data: Dataset, chamfer: bool = True,
             if s not in truth:
                 truth[s] = true_mesh(data.parts[s], data.valid[s])
             try:
-                pred = net.generate_mesh(images[j:j + 1], upsampling_steps=1)
+                pred = net.generate_mesh(images[j:j + 1], float(levels[j]), upsampling_steps=1)
                 cd[j] = chamfer_l1(pred, truth[s])
             except ValueError:  # no surface predicted at all
                 cd[j] = np.inf
             if progress:
                 progress('eval', j + 1, len(images), '')
-    kinds = np.asarray([data.kinds[s] for s in idx])
     report = {}
     for kind in ['all'] + sorted(set(kinds)):
         sel = np.ones(len(kinds), bool) if kind == 'all' else kinds == kind
         report[kind] = {'views': int(sel.sum()), 'shapes': int(len(set(idx[sel]))),
+                        'threshold': (float(levels[sel][0]) if len(set(levels[sel])) == 1
+                                      else None),
                         'iou_mean': float(iou[sel].mean()),
                         'iou_median': float(np.median(iou[sel])),
                         'chamfer_l1_mean': float(np.mean(cd[sel])) if chamfer else None,
@@ -508,7 +522,8 @@ def calibrate_and_export(weights: str | Path, out: str | Path, shapes: int = 30,
     report['training_runs'] = _earlier_runs(report)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({**data, 'threshold': net.threshold, 'report': report}, out)
+    torch.save({**data, 'threshold': net.threshold,
+                'family_thresholds': dict(net.family_thresholds), 'report': report}, out)
     if 'seconds' in report:  # the weights came from `train_and_export`
         (out.parent / 'MODEL_CARD.md').write_text(model_card(report, out.stat().st_size,
                                                              net.config))
@@ -638,7 +653,9 @@ def _threshold_section(report: dict) -> str:
         return ''
     head = ' | '.join(f'{th:.2f}' for th in t['thresholds'])
     row = ' | '.join(f'{v:.3f}' for v in t['iou'])
-    return f"""
+    families = t.get('family_values')
+    if not families:
+        return f"""
 The surface threshold, {t['value']:.2f}, was calibrated on {t['shapes']} validation shapes (one
 view each, equal numbers per family, seeds neither trained on nor held out), as ONet chose 0.2
 for its network: it gives the best mean IoU over the families there.
@@ -646,6 +663,21 @@ for its network: it gives the best mean IoU over the families there.
 | threshold | {head} |
 |---|{'---|' * len(t['thresholds'])}
 | mean IoU | {row} |
+"""
+    rows = ''.join(f"| {kind} | {' | '.join(f'{v:.3f}' for v in curve)} |\n"
+                   for kind, curve in t['per_family'].items())
+    levels = ', '.join(f'{kind} {v:.2f}' for kind, v in families.items())
+    return f"""
+The surface thresholds were calibrated on {t['shapes']} validation shapes (one view each, equal
+numbers per family, seeds neither trained on nor held out), as ONet chose 0.2 for its network:
+each family's is the level with its best mean IoU there ({levels}); objects of no
+known family take {t['value']:.2f}, the best mean over the families. Reconstruction takes the
+family from the object's name (`surface_level`: 'chair', 'office_chair'); the held-out figures
+below are at each family's level.
+
+| threshold | {head} |
+|---|{'---|' * len(t['thresholds'])}
+{rows}| mean IoU | {row} |
 """
 
 
@@ -663,6 +695,8 @@ def model_card(report: dict, weights_bytes: int, network: dict) -> str:
     """Return the model card (Markdown) of a trained network of architecture `network`."""
     cfg = report['config']
     threshold = report.get('threshold', {}).get('value', DEFAULT_THRESHOLD)
+    surface = ("each family's calibrated probability (below)"
+               if report.get('threshold', {}).get('family_values') else f'probability {threshold}')
     n = cfg.get('iou_points', TrainConfig.iou_points)
     iou_points = f'{n // 1000}k' if n % 1000 == 0 else str(n)
     s = report['seconds']
@@ -740,7 +774,7 @@ Reproduce with {reproduce}.
 
 **Held-out evaluation.** {cfg['eval_shapes']} shapes per family from seeds never used in
 training, {cfg['eval_views']} new random views each. IoU: volumetric, {iou_points} uniform
-points in the padded cube, surface at probability {threshold}. Chamfer-L1: mean of accuracy
+points in the padded cube, surface at {surface}. Chamfer-L1: mean of accuracy
 and completeness over 10k surface samples, canonical units (longest side 1), mesh from MISE.
 {_threshold_section(report)}
 {header}
