@@ -363,26 +363,32 @@ def test_calibrated_threshold_is_the_level_of_the_best_iou():
 def test_each_family_gets_its_best_level():
     """Each family's calibrated level is its own, used for objects named after it and in eval.
 
-    One field: the true cube of the chairs is its surface at 0.55, that of the tables at 0.4.
+    One field: the true cube of the chairs is its surface at 0.4, that of the tables at 0.55,
+    of the stools at 0.7. A family's level is never above the overall one (it would thin the
+    shape): the stools take the highest level allowed.
     """
-    k = float(np.log(0.55 / 0.45) - np.log(0.4 / 0.6)) / 0.05
-    net = _BoxField(0.2 + float(np.log(0.55 / 0.45)) / k, k)
+    logit = lambda t: float(np.log(t / (1 - t)))  # noqa: E731
+    k = (logit(0.55) - logit(0.4)) / 0.05  # surface at |p| = b - logit(t) / k
+    b = 0.25 + logit(0.4) / k
     datasets = []
-    for kind, a in (('chair', 0.2), ('table', 0.25)):
+    for kind, level in (('chair', 0.4), ('table', 0.55), ('stool', 0.7)):
+        a = b - logit(level) / k
         part = np.concatenate([[shapes.BOX], [0, 0, 0], [2 * a] * 3, np.eye(3).ravel()])
         datasets.append(tr.Dataset(np.full((1, 16, 16, 3), 255, np.uint8), np.zeros(1, int),
                                    part[None, None].astype(np.float32), np.ones((1, 1), bool),
                                    np.zeros((1, 1, 3), np.float32), [kind]))
+    net = _BoxField(b, k)
     result = tr.calibrate_threshold(net, datasets)
-    assert result['family_values'] == net.family_thresholds == {'chair': 0.55, 'table': 0.4}
-    assert net.threshold == result['value'] == \
-        result['thresholds'][int(np.argmax(result['iou']))]  # the best mean over both
-    assert net.surface_level('office_chair') == net.surface_level('Chairs-2') == 0.55
-    assert net.surface_level('table') == 0.4
+    assert net.threshold == result['value'] == 0.55 == \
+        result['thresholds'][int(np.argmax(result['iou']))]  # the best mean over the three
+    assert result['family_values'] == net.family_thresholds == {
+        'chair': 0.4, 'table': 0.55, 'stool': 0.55}  # not 0.7 for the stools
+    assert net.surface_level('office_chair') == net.surface_level('Chairs-2') == 0.4
     assert net.surface_level('armchair') == net.surface_level(None) == net.threshold
-    mixed = tr.Dataset(np.concatenate([d.images for d in datasets]), np.arange(2),
-                       np.concatenate([d.parts for d in datasets]), np.ones((2, 1), bool),
+    mixed = tr.Dataset(np.concatenate([d.images for d in datasets[:2]]), np.arange(2),
+                       np.concatenate([d.parts for d in datasets[:2]]), np.ones((2, 1), bool),
                        np.zeros((2, 1, 3), np.float32), ['chair', 'table'])
+    net.family_thresholds = {'chair': 0.4, 'table': 0.55}
     report = tr.evaluate(net, mixed, chamfer=False, n_points=20_000)
     for kind in ('chair', 'table'):  # held-out figures at each family's level: the true cubes
         assert report[kind]['iou_mean'] > 0.99 and report[kind]['views'] == 1
@@ -390,7 +396,7 @@ def test_each_family_gets_its_best_level():
     assert report['all']['threshold'] is None and report['all']['iou_mean'] > 0.99
     # a setting overrides the family's level
     assert ObjectReconstructor(ReconstructSettings(threshold=0.3))._level(net, 'chair') == 0.3
-    assert ObjectReconstructor()._level(net, 'chair') == 0.55
+    assert ObjectReconstructor()._level(net, 'chair') == 0.4
 
 
 def test_family_of_a_name():

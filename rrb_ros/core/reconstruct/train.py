@@ -338,7 +338,9 @@ def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
     """Find the surface threshold with the best IoU on validation data; set `net.threshold`.
 
     The families count equally: the threshold maximises the mean over families of their mean
-    IoU. Each family's best level becomes its entry of `net.family_thresholds`. Returns
+    IoU. Each family's best level up to that one becomes its entry of `net.family_thresholds`
+    (a higher level thins the shape: on held-out stools 0.65 gained 0.01 IoU over 0.55 and
+    lost their legs, Chamfer-L1 0.057 -> 0.093; a lower one thickens it). Returns
     {'value', 'thresholds', 'iou' (mean per threshold), 'per_family' (IoU per threshold),
     'family_values' (the best level per family), 'shapes'}.
     """
@@ -352,7 +354,9 @@ def calibrate_threshold(net: OccupancyNetworkBase, datasets: list[Dataset],
     per_family = {str(kind): iou[kinds == kind].mean(0) for kind in sorted(set(kinds))}
     mean = np.mean(list(per_family.values()), axis=0)
     net.threshold = float(thresholds[int(np.argmax(mean))])
-    net.family_thresholds = {k: float(thresholds[int(np.argmax(v))])
+    levels = np.asarray(thresholds, dtype=float)
+    allowed = levels <= net.threshold
+    net.family_thresholds = {k: float(levels[allowed][int(np.argmax(v[allowed]))])
                              for k, v in per_family.items()}
     return {'value': net.threshold, 'thresholds': [float(t) for t in thresholds],
             'iou': mean.tolist(), 'per_family': {k: v.tolist() for k, v in per_family.items()},
