@@ -674,10 +674,11 @@ for its network: it gives the best mean IoU over the families there.
     return f"""
 The surface thresholds were calibrated on {t['shapes']} validation shapes (one view each, equal
 numbers per family, seeds neither trained on nor held out), as ONet chose 0.2 for its network:
-each family's is the level with its best mean IoU there ({levels}); objects of no
-known family take {t['value']:.2f}, the best mean over the families. Reconstruction takes the
-family from the object's name (`surface_level`: 'chair', 'office_chair'); the held-out figures
-below are at each family's level.
+{t['value']:.2f} gives the best mean IoU over the families there, and each family takes its own
+best level up to that one (a higher level thins the shape; stools lost their legs):
+{levels}. Reconstruction takes the family from the object's name (`surface_level`: 'chair',
+'office_chair'), other objects take {t['value']:.2f}; the held-out figures below are at each
+family's level.
 
 | threshold | {head} |
 |---|{'---|' * len(t['thresholds'])}
