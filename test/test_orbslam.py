@@ -164,5 +164,8 @@ def test_orbslam_runs_again_in_the_same_process(vocab, tmp_path):
                        log=lambda _: None)
     tracked = [orbslam_cmd.run_orbslam(tmp_path / 'bag', vocab[0])[1]['tracked']
                for _ in range(2)]
-    # in one process the second instance lost 16 of 89 frames here (and all of a harder one)
-    assert min(tracked) >= 0.6 * 90 and tracked[1] >= tracked[0] - 8, tracked
+    # in one process the second instance lost 16 of 89 frames here and all of a harder
+    # sequence's; in its own process it tracks like the first, up to ORB-SLAM3's own run-to-run
+    # spread (its threads race: a fresh CI machine once gave 89 then 59 frames), so only a
+    # broken second run fails here
+    assert min(tracked) >= 0.6 * 90, tracked
