@@ -294,6 +294,7 @@ def bench_views(net, head, data, n_scene: int, camera, height: float, frames: in
     from rrb_ros.core.reconstruct import train as tr
     from rrb_ros.core.synth import look_at, render_frame, Scene, SceneObject
     first, last, views, seconds, height_err = [], [], [], [], []
+    chair = net.surface_level('chair')  # the pipeline's object is named chair
     for i in range(n_scene):
         mesh = data.shapes[i].mesh()
         rec = ObjectReconstructor(ReconstructSettings(attempts=1), FitSettings(), network=net,
@@ -313,9 +314,9 @@ def bench_views(net, head, data, n_scene: int, camera, height: float, frames: in
             last.append(0.0)
             continue
         first.append(tr.code_iou(rec.load_network(), [made[0].code], data.parts[i:i + 1],
-                                 data.valid[i:i + 1], levels=net.surface_level('chair'))[0])
+                                 data.valid[i:i + 1], levels=chair)[0])
         last.append(tr.code_iou(rec.load_network(), [made[-1].code], data.parts[i:i + 1],
-                                data.valid[i:i + 1], levels=net.surface_level('chair'))[0])
+                                data.valid[i:i + 1], levels=chair)[0])
         views.append(made[-1].views)
         seconds.append(sum(r.seconds for r in made[1:]))
         height_err.append(abs(made[-1].mesh.extents[2] / mesh.extents[2] - 1))

@@ -331,8 +331,12 @@ def sofa(rng: np.random.Generator) -> Shape:
 _GENERATORS = {'chair': chair, 'stool': stool, 'table': table, 'sofa': sofa}
 
 
+CHAIR_WEIGHT = 2.0
+"""How many times as often as each other family a random shape is a chair, by default."""
+
+
 def random_shape(rng: np.random.Generator, kinds: tuple[str, ...] = KINDS,
-                 chair_weight: float = 2.0) -> Shape:
+                 chair_weight: float = CHAIR_WEIGHT) -> Shape:
     """Draw one shape of `kinds`, a chair `chair_weight` times as often as each other family."""
     weights = np.asarray([chair_weight if k == 'chair' else 1.0 for k in kinds])
     p = weights / weights.sum()

@@ -48,7 +48,15 @@ from .compact import CompactOccupancyNetwork, DEFAULT_CONFIG
 from .mirror import mirror_averaged
 from .mise import grid_to_mesh, logit
 from .onet import DEFAULT_THRESHOLD, OccupancyNetworkBase, preprocess, read_checkpoint
-from .shapes import KINDS, occupancy, parts_to_canonical, random_shape, Shape, to_canonical
+from .shapes import (
+    CHAIR_WEIGHT,
+    KINDS,
+    occupancy,
+    parts_to_canonical,
+    random_shape,
+    Shape,
+    to_canonical,
+)
 from .viewpoint import evaluate_viewpoint_head, train_viewpoint_head, ViewpointHead
 
 PADDING = 0.1
@@ -102,7 +110,7 @@ class TrainConfig:
     bf16: bool = False
     """Run forward and backward passes under bfloat16 autocast (the weights and Adam stay
     float32): about twice as fast on CPUs with native bfloat16 (AVX512-BF16, AMX)."""
-    chair_weight: float = 2.0
+    chair_weight: float = CHAIR_WEIGHT
     """How many times as often as each other family a training shape is a chair."""
 
 
@@ -176,7 +184,7 @@ def to_network_input(rgb: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray
 def build_dataset(n_shapes: int, views: int, seed: int, image_size: int,
                   render_size: int = 192, surface_samples: int = 2048,
                   kinds: tuple[str, ...] = KINDS, progress: Progress | None = None,
-                  stage: str = 'data', chair_weight: float = 2.0) -> Dataset:
+                  stage: str = 'data', chair_weight: float = CHAIR_WEIGHT) -> Dataset:
     """Generate `n_shapes` shapes (seeds seed, seed + 1, ...) and `views` views of each.
 
     A shape is one of `kinds`, a chair `chair_weight` times as often as each other family.
