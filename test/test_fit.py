@@ -115,8 +115,39 @@ def test_occluded_object_in_a_two_object_frame(rng):
     ([('a', 0)], {}, '0 is the background'),
     ([('a', 1)], {'min_iou': 5.0}, 'min_iou'),
     ([('a', 1)], {'min_mask_pixels': -1}, 'min_mask_pixels'),
+    ([('a', 1)], {'track_margin': -0.1}, 'track_margin'),
+    ([('a', 1)], {'track_margin': 1.5}, 'track_margin'),
 ])
 def test_pipeline_refuses_bad_settings(objects, settings, says):
     with pytest.raises(ValueError, match=says):
         FramePipeline([ObjectSpec(name, label, None) for name, label in objects],
                       PipelineSettings(**settings))
+
+
+def test_a_tracked_object_keeps_its_track_down_to_min_iou_minus_track_margin(chair, rng):
+    # hysteresis: the same fit that starts no track keeps one that runs
+    from rrb_ros.core.pipeline import Frame
+    case = make_case(chair, rng)
+    frame = Frame(1, 'camera_optical', case.camera, case.mask)
+    start = perturb(case.T_cam_obj, rng, 5.0, 0.03)
+
+    def run(tracked: bool, **settings):
+        pipeline = FramePipeline([ObjectSpec('chair', 1, chair)], PipelineSettings(**settings))
+        if tracked:
+            pipeline._last['chair'] = start.copy()
+        result = pipeline.process(frame)
+        return result, pipeline
+
+    tracked_iou = run(True, min_iou=0.0)[0].poses[0].iou
+    new_iou = run(False, min_iou=0.0)[0].poses[0].iou
+    level = max(tracked_iou, new_iou) + 0.01  # neither fit reaches it
+    assert level - 0.05 < tracked_iou, (tracked_iou, new_iou)
+    result, pipeline = run(False, min_iou=level, track_margin=0.05)
+    assert not result.poses and 'below' in result.rejected['chair']
+    assert pipeline.last_pose('chair') is None
+    result, pipeline = run(True, min_iou=level, track_margin=0.05)
+    assert result.poses[0].warm_started and result.poses[0].iou == pytest.approx(tracked_iou)
+    assert pipeline.last_pose('chair') is not None  # the track goes on
+    result, pipeline = run(True, min_iou=level, track_margin=0.0)
+    assert not result.poses and '(tracked)' in result.rejected['chair']
+    assert pipeline.last_pose('chair') is None

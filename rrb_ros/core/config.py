@@ -56,6 +56,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'max_faces': (FitSettings.max_faces, 'Face budget of each mesh for fitting'),
     'min_iou': (PipelineSettings.min_iou, 'Fits with a lower silhouette IoU publish no pose and '
                 're-initialise tracking'),
+    'track_margin': (PipelineSettings.track_margin, 'Hysteresis: an object tracked from the '
+                     'previous frame keeps its track down to min_iou - track_margin; 0 = off'),
     'min_mask_pixels': (PipelineSettings.min_mask_pixels, 'Fewer mask pixels: object not '
                         'visible'),
     'publish_overlay': (True, 'Publish the overlay image with fitted outlines and axes'),
@@ -199,7 +201,8 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(
-        fit=fit, min_iou=float(p['min_iou']), min_mask_pixels=int(p['min_mask_pixels'])),
+        fit=fit, min_iou=float(p['min_iou']), track_margin=float(p['track_margin']),
+        min_mask_pixels=int(p['min_mask_pixels'])),
         reconstructor)
 
 

@@ -16,7 +16,8 @@
 
 Shared by the ROS node and the offline tools, so that a bag replayed through `rrb replay` gives
 what the node gives live. It keeps the tracking state: the last accepted pose of each object
-warm-starts the next frame; an object whose fit falls below `min_iou` is re-initialised.
+warm-starts the next frame. A new fit must reach `min_iou`; a tracked object keeps its track down
+to `min_iou - track_margin` (hysteresis), and below that it is re-initialised.
 Objects without a mesh are reconstructed from their first good view when the pipeline has an
 `ObjectReconstructor` and the frame carries the image and the ground plane; while they are
 tracked, good views from other directions are averaged into their shape
@@ -56,6 +57,12 @@ class PipelineSettings:
     """Render-and-compare settings shared by all objects."""
     min_iou: float = 0.75
     """Fits with a lower silhouette IoU are not reported and reset the object's tracking."""
+    track_margin: float = 0.05
+    """A fit warm-started from the previous frame's pose is kept down to min_iou - track_margin
+    (hysteresis): a view that the mesh fits a little worse than min_iou, as a reconstructed
+    mesh fits views from new directions, does not drop the track, and the global
+    initialisation that would follow finds worse poses than tracking from the last one. A new
+    track still needs min_iou; 0 = no hysteresis."""
     min_mask_pixels: int = 50
     """Objects with fewer mask pixels in a frame are reported as not visible."""
     reconstruction_slack: float = 0.05
@@ -130,9 +137,12 @@ class FramePipeline:
             raise ValueError(f'object labels must be unique, got {labels}')
         if any(label < 1 for label in labels):
             raise ValueError(f'object labels must be >= 1 (0 is the background), got {labels}')
-        if not 0.0 <= self.settings.min_iou <= 1.0 or self.settings.min_mask_pixels < 0:
-            raise ValueError(f'need 0 <= min_iou <= 1 and min_mask_pixels >= 0, got '
-                             f'{self.settings.min_iou} and {self.settings.min_mask_pixels}')
+        s = self.settings
+        if (not 0.0 <= s.min_iou <= 1.0 or not 0.0 <= s.track_margin <= 1.0
+                or s.min_mask_pixels < 0):
+            raise ValueError(f'need 0 <= min_iou <= 1, 0 <= track_margin <= 1 and '
+                             f'min_mask_pixels >= 0, got {s.min_iou}, {s.track_margin} and '
+                             f'{s.min_mask_pixels}')
         self.objects = list(objects)
         self.reconstructor = reconstructor
         self.reconstructed = {o.name for o in self.objects if o.mesh is None}
@@ -243,8 +253,11 @@ class FramePipeline:
                 rejected[obj.name] = str(exc)
                 self._last.pop(obj.name, None)
                 continue
-            if not np.all(np.isfinite(res.T_cam_obj)) or res.iou < self.min_iou(obj.name):
-                rejected[obj.name] = f'fit IoU {res.iou:.3f} below {self.min_iou(obj.name):.3f}'
+            need = self.min_iou(obj.name) - (self.settings.track_margin if start is not None
+                                             else 0.0)
+            if not np.all(np.isfinite(res.T_cam_obj)) or res.iou < need:
+                rejected[obj.name] = (f'fit IoU {res.iou:.3f} below {need:.3f}'
+                                      + (' (tracked)' if start is not None else ''))
                 self._last.pop(obj.name, None)
                 continue
             self._last[obj.name] = res.T_cam_obj
