@@ -217,9 +217,10 @@ def test_pipeline_reconstructs_then_tracks(octa_net, view, tmp_path):
     r2 = pipeline.process(dataclasses.replace(frame, stamp_ns=2))
     assert r2.poses[0].warm_started and not r2.reconstructions
     assert rotation_angle(r2.poses[0].T_cam_obj[:3, :3], r.poses[0].T_cam_obj[:3, :3]) < 0.05
-    # a restart finds the cached mesh and tracks without reconstructing
+    # a restart finds the cached mesh and tracks without reconstructing (views: 1, as the
+    # octahedron's global fit may land on a symmetric pose, seen from another direction)
     again = FramePipeline([ObjectSpec('octa', 1, None)],
-                          reconstructor=_reconstructor(octa_net, tmp_path))
+                          reconstructor=_reconstructor(octa_net, tmp_path, views=1))
     assert [c.name for c in again.cached] == ['octa']
     r3 = again.process(frame)
     assert r3.poses and not r3.reconstructions

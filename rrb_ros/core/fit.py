@@ -110,6 +110,12 @@ class FitSettings:
     """Best-scoring grid hypotheses refined in the coarse stage (no initial pose)."""
     refine_top_k: int = 1
     """Best-scoring hypotheses refined when an initial pose is given (tracking)."""
+    fine_top_k: int = 2
+    """Best coarse-stage results refined in the fine stage, the highest silhouette IoU (the
+    figure a fit is accepted on) winning. The coarse stage's low-resolution loss can rank a
+    wrong pose first: on a reconstructed chair seen from behind it picked one 23 deg off (IoU
+    0.65-0.71) over the right one (0.75-0.84). With two, a global initialisation takes about
+    10 % longer."""
     local_angle: float = 20.0
     """With an initial pose, rotations this far (degrees) about each camera axis are also tried."""
     min_mask_pixels: int = 20
@@ -181,6 +187,9 @@ class PoseFitter:
                 'adam', 'lm'):
             raise ValueError(f'unknown optimizer: coarse {s.coarse_optimizer!r}, fine '
                              f'{s.fine_optimizer!r} (adam, lm; coarse also auto)')
+        if min(s.top_k, s.refine_top_k, s.fine_top_k) < 1:
+            raise ValueError(f'need top_k, refine_top_k and fine_top_k >= 1, got {s.top_k}, '
+                             f'{s.refine_top_k} and {s.fine_top_k}')
         self.device = torch.device(s.device)
         self.mesh = mesh
         # rotate about the box centre, so that rotation and translation steps decouple
@@ -236,18 +245,21 @@ class PoseFitter:
         R, t, loss, n = (self._refine_lm if lm else self._refine)(
             R, t, coarse, self._coarse, s.sigma_coarse, s.coarse_iterations)
         iterations += n
-        best = int(torch.argmin(loss))
         refine = self._refine_lm if s.fine_optimizer == 'lm' else self._refine
-        R, t, loss, n = refine(R[best:best + 1], t[best:best + 1], fine, self._fine,
-                               s.sigma_fine, s.fine_iterations)
-        iterations += n
-        T_cam_obj = np.eye(4)
-        Rn = R[0].detach().cpu().double().numpy()
-        T_cam_obj[:3, :3] = Rn
-        T_cam_obj[:3, 3] = t[0].detach().cpu().double().numpy() - Rn @ self.centre
-        iou = self.silhouette_iou(T_cam_obj, mask, camera, (x0, y0, side), ignore=ignore)
-        return FitResult(T_cam_obj, iou, iterations, time.perf_counter() - t_start,
-                         float(loss[0]))
+        best_fit = None  # (iou, -loss, T_cam_obj): the highest IoU, then the lowest loss
+        for k in torch.argsort(loss)[:s.fine_top_k].tolist():
+            Rk, tk, lk, n = refine(R[k:k + 1], t[k:k + 1], fine, self._fine, s.sigma_fine,
+                                   s.fine_iterations)
+            iterations += n
+            T_cam_obj = np.eye(4)
+            Rn = Rk[0].detach().cpu().double().numpy()
+            T_cam_obj[:3, :3] = Rn
+            T_cam_obj[:3, 3] = tk[0].detach().cpu().double().numpy() - Rn @ self.centre
+            iou = self.silhouette_iou(T_cam_obj, mask, camera, (x0, y0, side), ignore=ignore)
+            if best_fit is None or (iou, -float(lk[0])) > best_fit[:2]:
+                best_fit = (iou, -float(lk[0]), T_cam_obj)
+        iou, neg_loss, T_cam_obj = best_fit
+        return FitResult(T_cam_obj, iou, iterations, time.perf_counter() - t_start, -neg_loss)
 
     def silhouette_iou(self, T_cam_obj: np.ndarray, mask: np.ndarray,  # noqa: N803
                        camera: PinholeCamera, window: tuple[int, int, int] | None = None,
