@@ -114,8 +114,8 @@ class FitSettings:
     """Best coarse-stage results refined in the fine stage, the highest silhouette IoU (the
     figure a fit is accepted on) winning. The coarse stage's low-resolution loss can rank a
     wrong pose first: on a reconstructed chair seen from behind it picked one 23 deg off (IoU
-    0.65-0.71) over the right one (0.75-0.84). With two, a global initialisation takes about
-    10 % longer."""
+    0.65-0.71) over the right one (0.75-0.84). With two, a global initialisation takes 10-20 %
+    longer."""
     local_angle: float = 20.0
     """With an initial pose, rotations this far (degrees) about each camera axis are also tried."""
     min_mask_pixels: int = 20
