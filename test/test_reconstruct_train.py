@@ -385,6 +385,7 @@ def test_each_family_gets_its_best_level():
         'chair': 0.4, 'table': 0.55, 'stool': 0.55}  # not 0.7 for the stools
     assert net.surface_level('office_chair') == net.surface_level('Chairs-2') == 0.4
     assert net.surface_level('armchair') == net.surface_level(None) == net.threshold
+    assert net.surface_level('chair', 0.3) == net.surface_level('lamp', 0.3) == 0.3  # a user's
     mixed = tr.Dataset(np.concatenate([d.images for d in datasets[:2]]), np.arange(2),
                        np.concatenate([d.parts for d in datasets[:2]]), np.ones((2, 1), bool),
                        np.zeros((2, 1, 3), np.float32), ['chair', 'table'])

@@ -108,10 +108,9 @@ def run(args: argparse.Namespace) -> int:
               f'its overall level {net.threshold:g}', file=sys.stderr)
     t1 = time.perf_counter()
     if args.camera_info is None:
-        threshold = net.surface_level(args.family) if args.threshold is None else \
-            args.threshold
         mesh = net.generate_mesh(preprocess(image, mask, size=net.image_size),
-                                 threshold=threshold, resolution0=args.resolution0,
+                                 threshold=net.surface_level(args.family, args.threshold),
+                                 resolution0=args.resolution0,
                                  upsampling_steps=args.upsampling_steps,
                                  max_faces=args.max_faces)
         what = 'canonical frame, up to scale'

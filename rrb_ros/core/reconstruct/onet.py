@@ -250,12 +250,15 @@ class OccupancyNetworkBase(nn.Module):
     family_thresholds: Mapping[str, float] = MappingProxyType({})
     decode_chunk: int = DECODE_CHUNK
 
-    def surface_level(self, name: str | None = None) -> float:
+    def surface_level(self, name: str | None = None, override: float | None = None) -> float:
         """Surface probability of an object called `name`.
 
-        The calibrated level of its family when a word of the name is a family in
-        `family_thresholds` ('chair', 'office_chair', 'Chairs 2'); else `threshold`.
+        `override` when given (a user's choice); else the calibrated level of its family when a
+        word of the name is a family in `family_thresholds` ('chair', 'office_chair',
+        'Chairs 2'); else `threshold`.
         """
+        if override is not None:
+            return float(override)
         family = family_of(name, self.family_thresholds)
         return self.threshold if family is None else self.family_thresholds[family]
 

@@ -345,8 +345,7 @@ class ObjectReconstructor:
 
     def _level(self, net, name: str) -> float:
         """Surface probability of object `name`: `threshold`, else its family's (network's)."""
-        return net.surface_level(name) if self.settings.threshold is None else \
-            self.settings.threshold
+        return net.surface_level(name, self.settings.threshold)
 
     def _mesh(self, net, c: torch.Tensor, level: float) -> tuple[Mesh, np.ndarray]:
         """Return the mesh of code c in the object frame (canonical units) and its T_obj_can."""

@@ -663,21 +663,19 @@ def _threshold_section(report: dict) -> str:
     t = report.get('threshold')
     if not t:
         return ''
-    head = ' | '.join(f'{th:.2f}' for th in t['thresholds'])
-    row = ' | '.join(f'{v:.3f}' for v in t['iou'])
     families = t.get('family_values')
+    rows = ''.join(f"| {kind} | {' | '.join(f'{v:.3f}' for v in curve)} |\n"
+                   for kind, curve in (t['per_family'].items() if families else ()))
+    table = (f"| threshold | {' | '.join(f'{th:.2f}' for th in t['thresholds'])} |\n"
+             f"|---|{'---|' * len(t['thresholds'])}\n{rows}"
+             f"| mean IoU | {' | '.join(f'{v:.3f}' for v in t['iou'])} |\n")
     if not families:
         return f"""
 The surface threshold, {t['value']:.2f}, was calibrated on {t['shapes']} validation shapes (one
 view each, equal numbers per family, seeds neither trained on nor held out), as ONet chose 0.2
 for its network: it gives the best mean IoU over the families there.
 
-| threshold | {head} |
-|---|{'---|' * len(t['thresholds'])}
-| mean IoU | {row} |
-"""
-    rows = ''.join(f"| {kind} | {' | '.join(f'{v:.3f}' for v in curve)} |\n"
-                   for kind, curve in t['per_family'].items())
+{table}"""
     levels = ', '.join(f'{kind} {v:.2f}' for kind, v in families.items())
     return f"""
 The surface thresholds were calibrated on {t['shapes']} validation shapes (one view each, equal
@@ -688,10 +686,7 @@ best level up to that one (a higher level thins the shape; stools lost their leg
 'office_chair'), other objects take {t['value']:.2f}; the held-out figures below are at each
 family's level.
 
-| threshold | {head} |
-|---|{'---|' * len(t['thresholds'])}
-{rows}| mean IoU | {row} |
-"""
+{table}"""
 
 
 def _residual_blocks(n: int, text: str) -> str:
