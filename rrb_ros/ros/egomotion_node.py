@@ -54,8 +54,6 @@ import sys
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Header, String
@@ -68,6 +66,7 @@ from rrb_ros.core.egomotion import (
 from rrb_ros.core.metrics import Trajectory, write_tum
 from rrb_ros.ros import convert
 from rrb_ros.ros.params import declare, reliability, warn_unknown
+from rrb_ros.ros.run import run_node
 from rrb_ros.ros.sync import REWIND_NS
 from rrb_ros.ros.tf import TF_QOS, tf_sender
 
@@ -320,25 +319,13 @@ class EgomotionNode(Node):
 
 def main(args=None) -> int:
     """Run egomotion_node until shutdown; exit code 1 for bad parameters or unwritable files."""
-    with rclpy.init(args=args):
+    def make() -> EgomotionNode:
         if not convert.HAVE_TF2_MSGS:
-            rclpy.logging.get_logger('egomotion_node').fatal('cannot start: tf2_msgs missing')
-            return 1
-        try:
-            node = EgomotionNode()
-        except ValueError as exc:
-            rclpy.logging.get_logger('egomotion_node').fatal(f'cannot start: {exc}')
-            return 1
-        except (KeyboardInterrupt, ExternalShutdownException):
-            return 0
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-            ok = node.write_files(rclpy.logging.get_logger('egomotion_node'))
-    return 0 if ok else 1
+            raise ValueError('tf2_msgs missing')
+        return EgomotionNode()
+
+    return run_node('egomotion_node', make, args,
+                    on_shutdown=lambda node, logger: node.write_files(logger))
 
 
 if __name__ == '__main__':

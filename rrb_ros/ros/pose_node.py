@@ -28,8 +28,6 @@ import threading
 import time
 
 from geometry_msgs.msg import PoseArray
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -48,6 +46,7 @@ from rrb_ros.core.mesh import MeshError, unit_warning
 from rrb_ros.ros import convert
 from rrb_ros.ros.outputs import frame_from_messages, OutputBuilder
 from rrb_ros.ros.params import declare, reliability, warn_unknown
+from rrb_ros.ros.run import run_node
 from rrb_ros.ros.sync import StampSynchronizer
 from rrb_ros.ros.tf import LatestTransforms, TF_QOS, tf_sender, TF_STATIC_QOS
 
@@ -323,21 +322,7 @@ class PoseNode(Node):
 
 def main(args=None) -> int:
     """Run pose_node until shutdown; exit code 1 when start-up fails (e.g. a bad mesh path)."""
-    with rclpy.init(args=args):
-        try:
-            node = PoseNode()
-        except (MeshError, ValueError) as exc:
-            rclpy.logging.get_logger('pose_node').fatal(f'cannot start: {exc}')
-            return 1
-        except (KeyboardInterrupt, ExternalShutdownException):
-            return 0
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-    return 0
+    return run_node('pose_node', PoseNode, args, (MeshError, ValueError))
 
 
 if __name__ == '__main__':
