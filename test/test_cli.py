@@ -78,19 +78,22 @@ def bad_inputs(tmp_path, mesh, mask, cam):
     cv2.imwrite(str(small), np.full((240, 320), 255, np.uint8))
     broken = tmp_path / 'broken.obj'
     broken.write_text('v 0 0 0\nv 1 0 0\nf 1 2 7\n')
+    garbled = tmp_path / 'garbled.png'
+    garbled.write_bytes(b'not a png')
     nan_cam = tmp_path / 'nan.yaml'
     nan_cam.write_text(cam.read_text().replace('554.3', '.nan', 1))
     return {
         'missing file': (dict(mesh=tmp_path / 'nope.obj'), 'not found'),
         'empty mask': (dict(mask=empty), 'empty'),
+        'undecodable mask': (dict(mask=garbled), 'cannot read mask file'),
         'size mismatch': (dict(mask=small), '320x240'),
         'broken mesh': (dict(mesh=broken), 'broken.obj'),
         'NaN in YAML': (dict(cam=nan_cam), 'NaN'),
     }
 
 
-@pytest.mark.parametrize('name', ['missing file', 'empty mask', 'size mismatch', 'broken mesh',
-                                  'NaN in YAML'])
+@pytest.mark.parametrize('name', ['missing file', 'empty mask', 'undecodable mask',
+                                  'size mismatch', 'broken mesh', 'NaN in YAML'])
 def test_bad_input_gives_one_line_error(case_files, tmp_path, name):
     _, mesh, mask, cam, _ = case_files
     change, expected = bad_inputs(tmp_path, mesh, mask, cam)[name]

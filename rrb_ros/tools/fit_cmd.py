@@ -53,17 +53,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask PNG as (H, W); in colour images any non-zero channel is object."""
+def read_image_file(path: str | Path, flags: int, what: str) -> np.ndarray:
+    """Read an image file with cv2 `flags`; ValueError naming `what` if missing or unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f'mask file not found: {path}')
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        raise ValueError(f'{what} file not found: {path}')
+    img = cv2.imread(str(path), flags)
     if img is None:
-        raise ValueError(f'cannot read mask image {path}')
-    if img.ndim == 3:
-        img = img[..., :3].max(axis=2)
+        raise ValueError(f'cannot read {what} file {path}: not an image cv2 can decode')
     return img
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask PNG as (H, W); in colour images any non-zero channel is object."""
+    img = read_image_file(path, cv2.IMREAD_UNCHANGED, 'mask')
+    return img[..., :3].max(axis=2) if img.ndim == 3 else img
 
 
 def read_init(path: str | Path) -> np.ndarray:

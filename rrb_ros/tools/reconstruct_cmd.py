@@ -36,7 +36,7 @@ import time
 
 import cv2
 
-from rrb_ros.tools.fit_cmd import read_mask
+from rrb_ros.tools.fit_cmd import read_image_file, read_mask
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -74,13 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def read_image_rgb(path: str | Path):
     """Read a colour image as (H, W, 3) uint8 RGB."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f'image file not found: {path}')
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot read image {path}')
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(read_image_file(path, cv2.IMREAD_COLOR, 'image'), cv2.COLOR_BGR2RGB)
 
 
 def run(args: argparse.Namespace) -> int:
