@@ -19,6 +19,7 @@ The network here is a real ONet with hand-set weights whose shape is a known oct
 is tested in test_reconstruct_train.py and end to end in the node tests.
 """
 
+import copy
 import dataclasses
 import json
 
@@ -44,6 +45,7 @@ from rrb_ros.core.reconstruct import (
     ViewpointHead,
 )
 from rrb_ros.core.reconstruct.onet import preprocess
+from rrb_ros.core.reconstruct.online import code_weights, field_uncertainty
 from rrb_ros.core.render import hard_silhouette
 
 RADIUS = 0.4  # canonical octahedron |x| + |y| + |z| <= 0.4: 0.8 units tall
@@ -296,6 +298,45 @@ def test_views_from_other_directions_are_averaged_into_the_shape(octa_net, view,
             _reconstructor(octa_net, **bad)
 
 
+def test_blurred_views_weigh_less_in_the_mean_code(octa_net):
+    """code_weights: u^-power of each code's field uncertainty, so a blurred field counts less.
+
+    The octahedron network made ten times as steep, its logits then scaled by 1 + code[0] in
+    the last conditional BatchNorm: logit = logit(0.2) + (1 + code[0]) 100 (r - |p|_1). The
+    surface stays on the octahedron; code[0] = 0 gives a crisp field, -0.9 a blur.
+    """
+    net = copy.deepcopy(octa_net)
+    d = net.decoder
+    with torch.no_grad():
+        d.fc_out.weight[0, :6, 0] *= 10.0  # channels 0-5 carry |p_i|
+        d.bn.conv_gamma.weight[:6, 0, 0] = 1.0
+        d.bn.conv_beta.weight[6, 0, 0] = 1.0  # channel 6 (0 before the last BatchNorm): 1 + c0
+        d.bn.conv_beta.bias[6] = 1.0
+        d.fc_out.weight[0, 6, 0] = 100.0 * RADIUS
+        d.fc_out.bias.fill_(float(np.log(0.2 / 0.8)))
+    crisp, blurred = np.zeros(net.c_dim, np.float32), np.zeros(net.c_dim, np.float32)
+    blurred[0] = -0.9
+    u = field_uncertainty(net, [crisp, blurred])
+    assert 0 < u[0] < u[1] < 1
+    w = code_weights(net, [crisp, blurred], 4.0)
+    assert w.sum() == pytest.approx(1.0) and w[0] > w[1]
+    assert w[0] / w[1] == pytest.approx((u[1] / u[0]) ** 4, rel=1e-6)
+    np.testing.assert_allclose(code_weights(net, [crisp, blurred], 0.0), [0.5, 0.5])
+    np.testing.assert_allclose(code_weights(net, [blurred], 4.0), [1.0])
+    flat = np.zeros(net.c_dim, np.float32)
+    flat[0] = -1.0  # p = 0.2 everywhere: u = 0.8
+    assert field_uncertainty(net, [flat])[0] == pytest.approx(0.8)
+    empty = copy.deepcopy(net)
+    with torch.no_grad():
+        empty.decoder.fc_out.bias.fill_(-60.0)
+    assert field_uncertainty(empty, [crisp])[0] == 1.0  # no shape: nothing known
+    # the same points every call: equal codes, equal weights
+    np.testing.assert_allclose(code_weights(net, [crisp, crisp.copy()], 4.0), [0.5, 0.5])
+    for bad in (-1.0, float('inf'), float('nan')):
+        with pytest.raises(ValueError, match='view_weight_power must be >= 0'):
+            _reconstructor(octa_net, view_weight_power=bad)
+
+
 def test_pipeline_adds_views_of_tracked_objects(octa_net, view):
     """A tracked reconstructed object seen from 0.6 rad further round takes the view.
 
@@ -403,12 +444,13 @@ def test_node_parameters_build_the_reconstructor(octa_net, tmp_path):
     torch.save({'model': octa_net.state_dict()}, tmp_path / 'octa.pt')
     params.update({'reconstruction.network': 'octa.pt', 'reconstruction.min_iou': 0.9,
                    'reconstruction.refine_iterations': 7, 'reconstruction.views': 2,
-                   'reconstruction.view_min_angle': 1})
+                   'reconstruction.view_min_angle': 1, 'reconstruction.view_weight_power': 2})
     pipeline = build_pipeline(params, base_dir=tmp_path, default_cache=False)
     r = pipeline.reconstructor
     assert r.settings.network == str(tmp_path / 'octa.pt') and r.settings.min_iou == 0.9
     assert r.settings.refine_iterations == 7
     assert r.settings.views == 2 and r.settings.view_min_angle == 1.0
+    assert r.settings.view_weight_power == 2.0
     assert r.settings.cache_dir == '' and pipeline.reconstructed == {'octa'}
     assert build_pipeline(params, base_dir=tmp_path).reconstructor.settings.cache_dir == \
         default_cache_dir()

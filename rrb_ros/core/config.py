@@ -102,6 +102,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'reconstruction.view_min_angle': (
         ReconstructSettings.view_min_angle, 'Least angle (rad) between the directions, in the '
         'object frame, from which two views of one shape see the object'),
+    'reconstruction.view_weight_power': (
+        ReconstructSettings.view_weight_power, "The views' codes are averaged with weights "
+        "u^-power, u the uncertain share of each view's occupancy field, so a view that shows "
+        'little of the object (a chair from behind) counts less; 0 = plain mean (4 is the '
+        'measured setting, see the README)'),
 }
 
 
@@ -198,6 +203,7 @@ def build_pipeline(params: dict[str, Any], base_dir: str | Path | None = None,
             refine_iterations=int(p['reconstruction.refine_iterations']),
             views=int(p['reconstruction.views']),
             view_min_angle=float(p['reconstruction.view_min_angle']),
+            view_weight_power=float(p['reconstruction.view_weight_power']),
             device=str(p['device'])), fit)
         reconstructor.load_network()  # a bad checkpoint fails at start-up, not mid-run
     return FramePipeline(objects, PipelineSettings(
