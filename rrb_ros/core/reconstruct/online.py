@@ -51,14 +51,11 @@ from .mirror import mirror_averaged, MirrorAveraged
 from .onet import OccupancyNetworkBase, preprocess
 from .refine import refine_code, RefineSettings
 from .scale import scale_to_ground
-from .shapes import object_from_canonical
+from .shapes import object_from_canonical, PADDING
 from .viewpoint import camera_azimuth, half_circle_mass, ViewpointHead
 
 UNCERTAINTY_POINTS = 20_000
 """Points at which `field_uncertainty` evaluates a code's occupancy field."""
-CUBE_PADDING = 0.1
-"""The canonical cube's padding (ONet's, `train.PADDING`): the field lives in
-[-(1 + padding) / 2, (1 + padding) / 2]^3."""
 
 
 @dataclass
@@ -262,7 +259,7 @@ def field_uncertainty(net: OccupancyNetworkBase, codes: list[np.ndarray],
     same for every call, so the u of two codes compare.
     """
     g = torch.Generator().manual_seed(0)
-    cube = ((torch.rand(1, points, 3, generator=g) - 0.5) * (1 + CUBE_PADDING)).to(net.device)
+    cube = ((torch.rand(1, points, 3, generator=g) - 0.5) * (1 + PADDING)).to(net.device)
     out = []
     with net.evaluating(), torch.no_grad():
         for code in codes:

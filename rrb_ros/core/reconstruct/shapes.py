@@ -38,6 +38,8 @@ BOX, CYLINDER = 0, 1
 """Primitive kinds."""
 KINDS = ('chair', 'stool', 'table', 'sofa')
 """Shape families `random_shape` draws from."""
+PADDING = 0.1
+"""Points live in the canonical cube [-(1 + PADDING) / 2, (1 + PADDING) / 2]^3, as in ONet."""
 _Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 """Rotation from the rrb object frame (+z up) to ONet's canonical frame (+y up)."""
 

@@ -52,6 +52,7 @@ from .shapes import (
     CHAIR_WEIGHT,
     KINDS,
     occupancy,
+    PADDING,
     parts_to_canonical,
     random_shape,
     Shape,
@@ -59,8 +60,6 @@ from .shapes import (
 )
 from .viewpoint import evaluate_viewpoint_head, train_viewpoint_head, ViewpointHead
 
-PADDING = 0.1
-"""Points live in the cube [-(1 + PADDING) / 2, (1 + PADDING) / 2]^3, as in ONet."""
 EVAL_SEED_OFFSET = 1_000_000
 """Held-out shapes and views use seeds from here on; training uses seeds below it."""
 VALIDATION_SEED_OFFSET = 500_000
